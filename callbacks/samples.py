@@ -1,0 +1,118 @@
+"""Sample grids each epoch: fixed-noise samples and latent interpolations, saved as PNG and logged."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from pytorch_lightning import Callback, LightningModule, Trainer
+from pytorch_lightning.utilities import rank_zero_only
+
+from callbacks.image_logging import log_image
+from utils.images import make_grid, save_png
+
+
+def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation (White 2016, "Sampling Generative Networks", Sec. 2.2).
+
+    ``z0``, ``z1``: ``(D,)``; ``t``: ``(T,)`` in [0, 1]. Returns ``(T, D)``; falls back to linear
+    interpolation when the two vectors are (anti-)parallel.
+    """
+    cos = torch.dot(z0, z1) / (z0.norm() * z1.norm()).clamp_min(1e-12)
+    omega = torch.arccos(cos.clamp(-1.0, 1.0))
+    t = t.view(-1, 1)
+    if omega.abs() < 1e-4 or (math.pi - omega).abs() < 1e-4:
+        return (1 - t) * z0 + t * z1
+    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
+
+
+def interpolate_latents(z0: torch.Tensor, z1: torch.Tensor, steps: int, mode: str = "slerp") -> torch.Tensor:
+    """``steps`` latents from ``z0`` to ``z1`` (both ``(D,)``), ``(steps, D)``, ``mode`` linear or slerp.
+
+    Raises:
+        ValueError: on an unknown ``mode`` or ``steps < 2``.
+    """
+    if steps < 2:
+        raise ValueError(f"interpolation needs at least 2 steps, got {steps}")
+    t = torch.linspace(0.0, 1.0, steps, device=z0.device)
+    if mode == "linear":
+        return (1 - t.view(-1, 1)) * z0 + t.view(-1, 1) * z1
+    if mode == "slerp":
+        return slerp(z0, z1, t)
+    raise ValueError(f"callbacks.interpolation.mode must be 'linear' or 'slerp', got {mode!r}")
+
+
+class _EpochImageCallback(Callback):
+    """Shared mechanics: once per ``every_n_epochs`` training epochs, render an image in eval mode,
+    save it as ``<dirpath>/<prefix>_epoch_NNN.png`` and log it as ``<key>``."""
+
+    key = "samples"
+    prefix = "samples"
+
+    def __init__(self, dirpath: str, every_n_epochs: int = 1) -> None:
+        super().__init__()
+        self.dirpath = Path(dirpath)
+        self.every_n_epochs = every_n_epochs
+        self.last_path: Path | None = None
+
+    def render(self, pl_module: LightningModule) -> torch.Tensor:
+        """Return a uint8 ``(C, H, W)`` grid."""
+        raise NotImplementedError
+
+    @rank_zero_only
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if (trainer.current_epoch + 1) % self.every_n_epochs:
+            return
+        was_training = pl_module.training
+        pl_module.eval()
+        try:
+            with torch.no_grad():
+                grid = self.render(pl_module)
+        finally:
+            pl_module.train(was_training)
+        self.last_path = save_png(grid, self.dirpath / f"{self.prefix}_epoch_{trainer.current_epoch:03d}.png")
+        log_image(trainer, self.key, grid)
+
+
+class SampleGrid(_EpochImageCallback):
+    """Images ``G(fixed_z | fixed_labels)`` of the module's fixed noise, one grid per epoch.
+
+    Conditional models get one column per class. Needs the module's ``fixed_z``, ``fixed_labels`` and
+    ``generate(z, labels)`` (see :class:`lightning_modules.adversarial.AdversarialModule`).
+    """
+
+    key = "samples/fixed_noise"
+    prefix = "samples"
+
+    def render(self, pl_module: LightningModule) -> torch.Tensor:
+        images = pl_module.generate(pl_module.fixed_z, pl_module.fixed_labels)
+        nrow = pl_module.hparams.num_classes if pl_module.hparams.get("conditional") else None
+        return make_grid(images, nrow=nrow)
+
+
+class LatentInterpolation(_EpochImageCallback):
+    """A grid whose rows interpolate between two fixed latents ``z`` (``steps`` columns, ``rows`` rows).
+
+    ``mode``: ``"slerp"`` (default, for Gaussian ``z``) or ``"linear"`` (Radford et al. 2016, Sec. 6.1).
+    A conditional model keeps one class per row.
+    """
+
+    key = "samples/interpolation"
+    prefix = "interpolation"
+
+    def __init__(self, dirpath: str, rows: int = 8, steps: int = 10, mode: str = "slerp",
+                 every_n_epochs: int = 1, seed: int = 4321) -> None:
+        super().__init__(dirpath, every_n_epochs)
+        interpolate_latents(torch.zeros(2), torch.ones(2), steps, mode)  # validates steps and mode now
+        self.rows, self.steps, self.mode, self.seed = rows, steps, mode, seed
+
+    def render(self, pl_module: LightningModule) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(self.seed)
+        ends = pl_module._noise(2 * self.rows, generator).to(pl_module.device)
+        z = torch.cat([interpolate_latents(ends[2 * r], ends[2 * r + 1], self.steps, self.mode)
+                       for r in range(self.rows)])
+        labels = pl_module.random_labels(self.rows, generator)
+        if labels is not None:
+            labels = labels.repeat_interleave(self.steps)
+        return make_grid(pl_module.generate(z, labels), nrow=self.steps)

@@ -1,0 +1,122 @@
+"""Evaluate a checkpoint and write samples: ``python evaluate.py ckpt_path=<run>/checkpoints/last.ckpt``.
+
+Rebuilds the model and data of the training run from its saved config (``<run>/.hydra/config.yaml``),
+loads the checkpoint's weights (``torch.load(weights_only=True)``), writes ``num_samples`` generated
+images as PNG files plus a grid, tests (FID/KID, Parzen log-likelihood) and saves ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("GENFORGE_ROOT", str(Path(__file__).resolve().parent))
+if os.environ["GENFORGE_ROOT"] not in sys.path:
+    sys.path.insert(0, os.environ["GENFORGE_ROOT"])
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from utils.config import register_resolvers
+
+register_resolvers()
+log = logging.getLogger("genforge")
+
+EVALUATION_CALLBACKS = ("evaluation", "parzen")
+
+
+def find_run_config(ckpt_path: Path, run_config: str | None) -> Path:
+    """The training run's ``config.yaml``: ``run_config`` if given, else ``<run>/.hydra/config.yaml`` for a
+    checkpoint in ``<run>/checkpoints/``.
+
+    Raises:
+        FileNotFoundError: naming the checkpoint and where the config was looked for.
+    """
+    if not ckpt_path.is_file():
+        raise FileNotFoundError(f"ckpt_path={ckpt_path} does not exist")
+    candidate = Path(run_config) if run_config else ckpt_path.resolve().parents[1] / ".hydra" / "config.yaml"
+    if not candidate.is_file():
+        raise FileNotFoundError(f"no training config at {candidate} for ckpt_path={ckpt_path}; "
+                                "pass run_config=<run>/.hydra/config.yaml")
+    return candidate
+
+
+def load_weights(model: torch.nn.Module, ckpt_path: Path) -> dict:
+    """Load a Lightning checkpoint's ``state_dict`` into ``model`` with ``weights_only=True``.
+
+    Raises:
+        ValueError: if the file is not a Lightning checkpoint of this model (names the file).
+    """
+    try:
+        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"cannot read checkpoint {ckpt_path}: {error}") from error
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise ValueError(f"{ckpt_path} is not a Lightning checkpoint (no 'state_dict')")
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as error:
+        raise ValueError(f"checkpoint {ckpt_path} does not fit the model of its run config: {error}") from error
+    return checkpoint
+
+
+def write_samples(model, num_samples: int, out_dir: Path, seed: int, batch_size: int = 256) -> list[Path]:
+    """Write ``num_samples`` generated images as ``sample_NNNNN.png`` and all of them as ``grid.png``."""
+    from datamodules.transforms import to_uint8
+    from utils.images import save_image_grid, save_png
+
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.cat([model.sample(min(batch_size, num_samples - i), generator=generator).cpu()
+                        for i in range(0, num_samples, batch_size)])
+    paths = [save_png(to_uint8(image), out_dir / f"sample_{i:05d}.png") for i, image in enumerate(images)]
+    save_image_grid(images, out_dir / "grid.png")
+    return paths
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    """Sample from and test the checkpoint ``cfg.ckpt_path``; returns the test metrics."""
+    import pytorch_lightning as pl
+    from hydra.utils import instantiate
+
+    from utils.config import instantiate_group
+    from utils.io import atomic_path
+
+    ckpt_path = Path(cfg.ckpt_path)
+    run_cfg = OmegaConf.load(find_run_config(ckpt_path, cfg.get("run_config")))
+    run_cfg = OmegaConf.merge(run_cfg, cfg.get("run") or {})
+    run_cfg.paths = cfg.paths
+    pl.seed_everything(cfg.seed, workers=True)
+    model = instantiate(run_cfg.model)
+    load_weights(model, ckpt_path)
+    out_dir = Path(cfg.paths.output_dir)
+    paths = write_samples(model, cfg.num_samples, out_dir / "samples", cfg.seed)
+    log.info(f"wrote {len(paths)} samples to {out_dir / 'samples'}")
+    metrics: dict[str, float] = {}
+    if cfg.test:
+        callbacks_cfg = {k: v for k, v in (run_cfg.get("callbacks") or {}).items() if k in EVALUATION_CALLBACKS}
+        callbacks = instantiate_group(OmegaConf.create(callbacks_cfg), "callbacks")
+        trainer = pl.Trainer(logger=False, callbacks=callbacks, default_root_dir=str(out_dir),
+                             enable_checkpointing=False, **cfg.trainer)
+        trainer.test(model=model, datamodule=instantiate(run_cfg.data))
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    with atomic_path(out_dir / "metrics.json") as tmp:
+        tmp.write_text(json.dumps({"ckpt_path": str(ckpt_path), "num_samples": cfg.num_samples, **metrics},
+                                  indent=2))
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="eval")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point of :func:`evaluate`."""
+    metrics = evaluate(cfg)
+    for key, value in sorted(metrics.items()):
+        print(f"{key}: {value:.6g}")
+
+
+if __name__ == "__main__":
+    main()

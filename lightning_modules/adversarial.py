@@ -1,0 +1,211 @@
+"""The GAN family's LightningModule: one manual-optimization loop for every adversarial objective."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from pytorch_lightning import LightningModule
+from torch import Tensor, nn
+
+from lightning_modules.objectives import AdversarialObjective
+
+
+class AdversarialModule(LightningModule):
+    """GAN family (Goodfellow et al. 2014, Algorithm 1): ``n_critic`` discriminator steps per generator step.
+
+    Every batch takes one discriminator (critic) step on the real batch and a generated batch; every
+    ``n_critic``-th batch also takes one generator step (Goodfellow's ``k``; WGAN's ``n_critic`` = 5,
+    Arjovsky et al. 2017, Algorithm 1). What differs between GAN, DCGAN, LSGAN, EBGAN and WGAN is the
+    networks, the ``objective`` (see :mod:`lightning_modules.objectives`) and the optimizers: presets in
+    ``conf/model/``. With ``conditional=True`` (conditional GAN, Mirza & Osindero 2014) the generator and
+    discriminator both receive the label as a ``(B, num_classes)`` one-hot (or multi-hot) vector.
+
+    Generative protocol used by the callbacks: :meth:`sample` and :meth:`generate` return images
+    ``(B, C, H, W)`` in ``[-1, 1]``; ``fixed_z`` / ``fixed_labels`` are the fixed noise of the sample grids.
+
+    Note: manual optimization advances ``trainer.global_step`` once per optimizer step, i.e. about
+    ``1 + 1/n_critic`` times per batch; use ``trainer.max_epochs`` rather than ``max_steps``.
+
+    Args:
+        generator: ``G(z (B, latent_dim), cond) -> (B, C, H, W)`` in ``[-1, 1]``.
+        discriminator: ``D(x, cond) -> (B,)`` scores (or what ``objective`` expects).
+        objective: an :class:`AdversarialObjective`.
+        optimizer_g, optimizer_d: partial optimizers (``_partial_: true``), bound to parameters here.
+        n_critic: discriminator steps per generator step (>= 1).
+        latent_dim: dimension of ``z``.
+        noise: ``"normal"`` (N(0, I)) or ``"uniform"`` (U[-1, 1], as Goodfellow et al. 2014).
+        conditional: condition G and D on labels (needs ``num_classes > 0``).
+        num_classes: classes (or attributes) of the labels, ``data.num_classes``.
+        num_fixed: images in the fixed-noise sample grid.
+        gradient_clip_val: clip each network's gradient norm to this value (``None``: no clipping).
+        scheduler_g, scheduler_d: optional partial LR schedulers, stepped once per epoch.
+
+    Raises:
+        ValueError: on ``n_critic < 1``, an unknown ``noise``, or ``conditional`` without classes.
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        objective: AdversarialObjective,
+        optimizer_g: Callable,
+        optimizer_d: Callable,
+        n_critic: int = 1,
+        latent_dim: int = 100,
+        noise: str = "normal",
+        conditional: bool = False,
+        num_classes: int = 0,
+        num_fixed: int = 64,
+        gradient_clip_val: float | None = None,
+        scheduler_g: Callable | None = None,
+        scheduler_d: Callable | None = None,
+    ) -> None:
+        super().__init__()
+        if n_critic < 1:
+            raise ValueError(f"model.n_critic must be >= 1, got {n_critic}")
+        if noise not in ("normal", "uniform"):
+            raise ValueError(f"model.noise must be 'normal' or 'uniform', got {noise!r}")
+        if conditional and num_classes < 1:
+            raise ValueError("model.conditional=true needs a labelled dataset, but data.num_classes is 0")
+        self.automatic_optimization = False
+        # Optimizer and scheduler factories stay out of the checkpoint's hyper-parameters, so a checkpoint
+        # holds plain values only and loads with ``torch.load(weights_only=True)``.
+        self.save_hyperparameters(ignore=["generator", "discriminator", "objective", "optimizer_g",
+                                          "optimizer_d", "scheduler_g", "scheduler_d"])
+        self.optimizer_factories = (optimizer_g, optimizer_d)
+        self.scheduler_factories = (scheduler_g, scheduler_d)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.objective = objective
+        seed = torch.Generator().manual_seed(1234)
+        self.register_buffer("fixed_z", self._noise(num_fixed, seed), persistent=True)
+        self.register_buffer("fixed_labels", self._fixed_labels(num_fixed, seed), persistent=True)
+
+    # ------------------------------------------------------------------ generative protocol
+    def _noise(self, n: int, generator: torch.Generator | None = None, device=None) -> Tensor:
+        shape = (n, self.hparams.latent_dim)
+        if self.hparams.noise == "uniform":
+            return torch.rand(shape, generator=generator, device=device) * 2 - 1
+        return torch.randn(shape, generator=generator, device=device)
+
+    def _fixed_labels(self, n: int, generator: torch.Generator) -> Tensor:
+        k = max(self.hparams.num_classes, 1)
+        return torch.arange(n) % k
+
+    def condition(self, labels: Tensor | None) -> Tensor | None:
+        """Labels as the networks' condition: int ``(B,)`` -> one-hot ``(B, num_classes)``; float
+        ``(B, K)`` multi-hot is passed through; ``None`` for an unconditional model.
+
+        Raises:
+            ValueError: if the model is conditional and ``labels`` are missing or unlabelled (-1).
+        """
+        if not self.hparams.conditional:
+            return None
+        if labels is None:
+            raise ValueError("a conditional model needs labels")
+        if labels.dim() == 1:
+            if (labels < 0).any():
+                raise ValueError("a conditional model needs labelled data, got label -1 (unlabelled)")
+            return F.one_hot(labels.long(), self.hparams.num_classes).float()
+        return labels.float()
+
+    def random_labels(self, n: int, generator: torch.Generator | None = None) -> Tensor | None:
+        """Uniformly drawn class labels ``(n,)`` for a conditional model, ``None`` otherwise."""
+        if not self.hparams.conditional:
+            return None
+        return torch.randint(self.hparams.num_classes, (n,), generator=generator).to(self.device)
+
+    def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        """``G(z | labels)``: images ``(B, C, H, W)`` in ``[-1, 1]`` from ``z`` ``(B, latent_dim)``."""
+        return self.generator(z, self.condition(labels)) if self.hparams.conditional else self.generator(z)
+
+    @torch.no_grad()
+    def sample(self, num_samples: int, labels: Tensor | None = None,
+               generator: torch.Generator | None = None) -> Tensor:
+        """Draw ``num_samples`` images ``(N, C, H, W)`` in ``[-1, 1]`` (labels drawn uniformly if needed)."""
+        z = self._noise(num_samples, generator).to(self.device)
+        if labels is None:
+            labels = self.random_labels(num_samples, generator)
+        return self.generate(z, labels)
+
+    def discriminate(self, images: Tensor, labels: Tensor | None = None):
+        """``D(images | labels)``: whatever the discriminator returns (scores ``(B,)`` by default)."""
+        if self.hparams.conditional:
+            return self.discriminator(images, self.condition(labels))
+        return self.discriminator(images)
+
+    # ------------------------------------------------------------------ training
+    def training_step(self, batch, batch_idx: int) -> None:
+        real, labels = batch
+        opt_g, opt_d = self.optimizers()
+        generator_step = (batch_idx + 1) % self.hparams.n_critic == 0
+        z = self._noise(real.shape[0], device=self.device)
+
+        # Discriminator (critic) step: maximise the objective on real vs generated images.
+        with torch.set_grad_enabled(generator_step):
+            fake = self.generate(z, labels)
+        self.toggle_optimizer(opt_d)
+        d_loss, d_logs = self.objective.discriminator_loss(
+            self.discriminate(real, labels), self.discriminate(fake.detach(), labels))
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(d_loss)
+        self._clip(opt_d)
+        opt_d.step()
+        self.untoggle_optimizer(opt_d)
+        self.objective.after_discriminator_step(self.discriminator)
+        self.log("train/d_loss", d_loss.detach(), prog_bar=True)
+        self.log_dict({f"train/{k}": v for k, v in d_logs.items()})
+
+        if generator_step:
+            self.toggle_optimizer(opt_g)
+            g_loss, g_logs = self.objective.generator_loss(self.discriminate(fake, labels))
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(g_loss)
+            self._clip(opt_g)
+            opt_g.step()
+            self.untoggle_optimizer(opt_g)
+            self.log("train/g_loss", g_loss.detach(), prog_bar=True)
+            self.log_dict({f"train/{k}": v for k, v in g_logs.items()})
+
+    def _clip(self, optimizer) -> None:
+        if self.hparams.gradient_clip_val:
+            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.gradient_clip_val,
+                                gradient_clip_algorithm="norm")
+
+    def on_train_epoch_end(self) -> None:
+        if self._has_schedulers():
+            schedulers = self.lr_schedulers()
+            for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+                scheduler.step()
+
+    def _has_schedulers(self) -> bool:
+        return any(make is not None for make in self.scheduler_factories)
+
+    # ------------------------------------------------------------------ evaluation
+    def _evaluation_step(self, batch, split: str) -> None:
+        real, labels = batch
+        fake = self.generate(self._noise(real.shape[0], device=self.device), labels)
+        fake_out = self.discriminate(fake, labels)
+        d_loss, d_logs = self.objective.discriminator_loss(self.discriminate(real, labels), fake_out)
+        g_loss, _ = self.objective.generator_loss(fake_out)
+        self.log_dict({f"{split}/d_loss": d_loss, f"{split}/g_loss": g_loss,
+                       **{f"{split}/{k}": v for k, v in d_logs.items()}}, sync_dist=True)
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._evaluation_step(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._evaluation_step(batch, "test")
+
+    # ------------------------------------------------------------------ optimizers
+    def configure_optimizers(self):
+        make_g, make_d = self.optimizer_factories
+        opt_g, opt_d = make_g(params=self.generator.parameters()), make_d(params=self.discriminator.parameters())
+        if not self._has_schedulers():
+            return [opt_g, opt_d]
+        schedulers = [make(optimizer=opt) for make, opt in zip(self.scheduler_factories, (opt_g, opt_d))
+                      if make is not None]
+        return [opt_g, opt_d], schedulers

@@ -1,0 +1,222 @@
+"""Writers of tiny datasets in the exact on-disk layouts the genforge readers expect.
+
+Each ``write_*`` function writes into a folder and returns what it wrote (numpy arrays, names), so tests
+can compare what a DataModule serves with the truth. Other test modules may import these too.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import pickle
+import struct
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+from PIL import Image
+
+# ----------------------------------------------------------------------------------------------- MNIST
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """An idx file (LeCun et al. 1998) of a uint8 array: magic 0x0000 08 D, D big-endian sizes, data."""
+    header = struct.pack(">I", 0x0800 | array.ndim) + b"".join(struct.pack(">I", s) for s in array.shape)
+    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+
+
+def mnist_arrays(n_train: int = 30, n_test: int = 10, size: int = 28, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random MNIST-shaped images and labels (0-9 cycling); image 0 of each set has pixel (0, 0) = 255
+    and pixel (0, 1) = 0 so the value mapping can be checked exactly."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        images = rng.integers(0, 256, size=(n, size, size), dtype=np.uint8)
+        images[0, 0, 0], images[0, 0, 1] = 255, 0
+        out[f"{prefix}-images-idx3-ubyte"] = images
+        out[f"{prefix}-labels-idx1-ubyte"] = (np.arange(n) % 10).astype(np.uint8)
+    return out
+
+
+def write_mnist(folder: Path, gz: bool = False, arrays: dict[str, np.ndarray] | None = None, **kw) -> dict:
+    """Write the four MNIST idx files (raw, or ``.gz`` when ``gz``) into ``folder``."""
+    arrays = arrays or mnist_arrays(**kw)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, array in arrays.items():
+        data = idx_bytes(array)
+        if gz:
+            (folder / f"{name}.gz").write_bytes(gzip.compress(data))
+        else:
+            (folder / name).write_bytes(data)
+    return arrays
+
+
+# ----------------------------------------------------------------------------------------------- CIFAR-10
+
+
+class Py2StylePickler(pickle._Pickler):
+    """Writes pickles the way Python 2's cPickle wrote the CIFAR-10 batches: protocol 2, every ``str`` and
+    ``bytes`` as a byte string (``BINSTRING``), numpy globals spelled ``numpy.core.multiarray``."""
+
+    dispatch: ClassVar[dict] = dict(pickle._Pickler.dispatch)
+
+    def __init__(self, file):
+        super().__init__(file, protocol=2)
+
+    def save_py2_str(self, obj):
+        data = obj.encode("latin1") if isinstance(obj, str) else bytes(obj)
+        if len(data) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(data)]) + data)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(data)) + data)
+        self.memoize(obj)
+
+    dispatch[str] = save_py2_str
+    dispatch[bytes] = save_py2_str
+
+    def save_global(self, obj, name=None):
+        name = name or obj.__qualname__
+        module = obj.__module__.replace("numpy._core", "numpy.core")
+        self.write(pickle.GLOBAL + f"{module}\n{name}\n".encode("ascii"))
+        self.memoize(obj)
+
+
+def cifar_batch(n: int, seed: int, label_offset: int = 0) -> dict:
+    """A CIFAR-10 batch dict of the real structure (keys as Python 2 byte strings)."""
+    rng = np.random.default_rng(seed)
+    data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+    data[0, 0], data[0, 1] = 255, 0
+    return {
+        b"batch_label": b"training batch 1 of 5",
+        b"labels": [int((i + label_offset) % 10) for i in range(n)],
+        b"data": data,
+        b"filenames": [f"img_{seed}_{i}.png".encode() for i in range(n)],
+    }
+
+
+def write_cifar10(root: Path, n_per_batch: int = 10, py2_style: bool = True) -> dict[str, dict]:
+    """Write ``root/cifar-10-batches-py/{data_batch_1..5, test_batch}``; returns ``{name: batch dict}``."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    batches = {}
+    for i, name in enumerate([f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]):
+        batch = cifar_batch(n_per_batch, seed=i, label_offset=i)
+        with open(folder / name, "wb") as f:
+            if py2_style:
+                Py2StylePickler(f).dump(batch)
+            else:
+                pickle.dump(batch, f)
+        batches[name] = batch
+    return batches
+
+
+# ----------------------------------------------------------------------------------------------- images
+
+
+def solid_image(colour: tuple[int, int, int], width: int, height: int) -> Image.Image:
+    """An RGB image of one colour."""
+    return Image.new("RGB", (width, height), colour)
+
+
+def encode(image: Image.Image, fmt: str) -> bytes:
+    """``image`` encoded as ``fmt`` (PNG/JPEG/WEBP...); WebP is lossless, JPEG quality 95."""
+    buf = io.BytesIO()
+    options = {"WEBP": {"lossless": True}, "JPEG": {"quality": 95}}.get(fmt, {})
+    image.save(buf, format=fmt, **options)
+    return buf.getvalue()
+
+
+CELEBA_ATTRIBUTES = ["5_o_Clock_Shadow", "Bald", "Male", "Smiling", "Young"]
+
+
+def write_celeba(root: Path, n: int = 9, width: int = 20, height: int = 24) -> dict:
+    """Write ``img_align_celeba/00000k.jpg`` (solid colours), ``list_eval_partition.txt`` (splits cycling
+    0, 0, 1, 2 ...) and ``list_attr_celeba.txt`` (5 attributes, -1/1) into ``root``."""
+    images = root / "img_align_celeba"
+    images.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    names, colours, splits = [], [], []
+    attrs = rng.choice([-1, 1], size=(n, len(CELEBA_ATTRIBUTES)))
+    for i in range(n):
+        name = f"{i + 1:06d}.jpg"
+        colour = (int(20 * i) % 256, 255, 0) if i else (255, 255, 255)
+        solid_image(colour, width, height).save(images / name, quality=95)
+        names.append(name)
+        colours.append(colour)
+        splits.append((0, 0, 1, 2)[i % 4])
+    (root / "list_eval_partition.txt").write_text("".join(f"{a} {s}\n" for a, s in zip(names, splits)))
+    lines = [str(n), " ".join(CELEBA_ATTRIBUTES) + " "]
+    lines += [f"{name} " + " ".join(f"{v:2d}" for v in row) for name, row in zip(names, attrs)]
+    (root / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
+    return {"names": names, "colours": colours, "splits": splits, "attrs": attrs}
+
+
+def write_lsun(root: Path, category: str = "bedroom", n_train: int = 12, n_val: int = 3) -> dict:
+    """Write ``root/{category}_train_lmdb`` and ``root/{category}_val_lmdb``: lmdb databases whose keys
+    are hex ids and values lossless-WebP images (LSUN's format), 24x32 solid colours."""
+    import hashlib
+
+    import lmdb
+
+    out = {}
+    root.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", n_train), ("val", n_val)):
+        env = lmdb.open(str(root / f"{category}_{split}_lmdb"), map_size=1 << 24)
+        colours = []
+        with env.begin(write=True) as txn:
+            for i in range(n):
+                colour = (10 * i, 255 if split == "train" else 0, 128)
+                key = hashlib.sha1(f"{split}{i}".encode()).hexdigest().encode()
+                txn.put(key, encode(solid_image(colour, 32, 24), "WEBP"))
+                colours.append(colour)
+        env.close()
+        out[split] = colours
+    return out
+
+
+def write_image_folder(root: Path, classes: dict[str, int] | None = None, nested: bool = True) -> dict:
+    """Write PNGs of varied sizes: ``root/<class>/i.png`` (and ``root/<class>/sub/i.png`` when
+    ``nested``) for each class, or flat ``root/i.png`` when ``classes`` is None (unlabeled)."""
+    root.mkdir(parents=True, exist_ok=True)
+    written = []
+    groups = classes or {"": 6}
+    for c, (name, count) in enumerate(sorted(groups.items())):
+        for i in range(count):
+            folder = root / name / ("sub" if nested and classes and i % 2 else "")
+            folder.mkdir(parents=True, exist_ok=True)
+            colour = (255, 40 * c, 10 * i)
+            path = folder / f"{i}.png"
+            solid_image(colour, 16 + 2 * i, 12).save(path)
+            written.append((path, c if classes else -1, colour))
+    return {"files": written}
+
+
+# ----------------------------------------------------------------------------------------------- TFD
+
+
+def write_tfd(root: Path, n: int = 30, resolution: int = 48, drop: str | None = None) -> dict:
+    """Write ``root/TFD_{R}x{R}.mat`` with ``images`` (N, R, R) uint8, ``folds`` (N, 5) and ``labs_ex``
+    (N, 1); one third of the images unlabeled (folds 0, labs_ex -1). ``drop`` omits that array."""
+    from scipy.io import savemat
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(n, resolution, resolution), dtype=np.uint8)
+    images[0, 0, 0], images[0, 0, 1] = 255, 0
+    labeled = np.arange(n) % 3 != 0
+    folds = np.zeros((n, 5), dtype=np.uint8)
+    for f in range(5):
+        folds[labeled, f] = (np.arange(labeled.sum()) + f) % 3 + 1  # 1 train, 2 valid, 3 test
+    labs_ex = np.where(labeled, np.arange(n) % 7 + 1, -1).astype(np.int16).reshape(-1, 1)
+    arrays = {"images": images, "folds": folds, "labs_ex": labs_ex,
+              "labs_id": np.arange(n, dtype=np.int32).reshape(-1, 1)}
+    if drop:
+        arrays.pop(drop)
+    root.mkdir(parents=True, exist_ok=True)
+    savemat(str(root / f"TFD_{resolution}x{resolution}.mat"), arrays)
+    return {"images": images, "folds": folds, "labs_ex": labs_ex.reshape(-1)}
+
+
+def listing(folder: Path) -> list[tuple[str, int, int]]:
+    """Every file below ``folder`` with its size and mtime, to prove a reader wrote nothing."""
+    return sorted((str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)
+                  for p in folder.rglob("*"))

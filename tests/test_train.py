@@ -1,0 +1,130 @@
+"""train.py end to end on embedded real data: every preset, resume, DDP on the CPU, multirun, loggers."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.hydra_helpers import compose_train, run_cli, run_train
+
+PRESETS = ["gan", "dcgan", "lsgan", "ebgan", "wgan", "cgan"]
+FDR = ["debug=fdr", "logger=csv", "callbacks.evaluation.feature_epochs=1"]
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_fast_dev_run(preset, tmp_path):
+    metrics = run_train([f"model={preset}", *FDR], tmp_path)
+    # one batch: WGAN (n_critic = 5) takes a critic step only, the others a generator step too
+    train_keys = ("train/d_loss", "train/wasserstein") if preset == "wgan" else ("train/d_loss", "train/g_loss")
+    for key in (*train_keys, "val/fid", "val/kid_mean", "test/fid", "test/parzen_ll"):
+        assert key in metrics, f"{key} missing from {sorted(metrics)}"
+        assert torch.isfinite(torch.tensor(metrics[key])), f"{key} = {metrics[key]}"
+    # a Parzen log-likelihood of 784-dim images in [0, 1] is a density: finite, and below the
+    # log-density of the narrowest kernel on the grid at its own centre
+    assert metrics["test/parzen_ll"] < -784 / 2 * torch.log(torch.tensor(2 * torch.pi * 0.1**2)).item()
+    grids = sorted(p.name for p in (tmp_path / "samples").glob("*.png"))
+    assert grids == ["interpolation_epoch_000.png", "samples_epoch_000.png"]
+
+
+def test_lsgan_pearson_and_conditional_wgan_on_digits(tmp_path):
+    metrics = run_train(["model=lsgan", "model/objective=lsgan_pearson", *FDR], tmp_path / "a")
+    assert "train/d_real" in metrics
+    metrics = run_train(["model=wgan", "model.conditional=true", "data=digits", *FDR], tmp_path / "b")
+    assert "train/wasserstein" in metrics and "val/fid" in metrics
+
+
+def test_samples_grid_shows_one_class_per_column(tmp_path):
+    from PIL import Image
+
+    run_train(["model=cgan", "data=digits", *FDR, "callbacks.interpolation=null"], tmp_path)
+    grid = Image.open(tmp_path / "samples" / "samples_epoch_000.png")
+    # 100 fixed samples of 8x8, 10 per row (one column per class), padding 2
+    assert grid.size == (10 * 10 + 2, 10 * 10 + 2)
+
+
+def test_conditional_without_labels_is_a_clear_error(tmp_path):
+    with pytest.raises(Exception, match="data.num_classes is 0"):
+        run_train(["model=cgan", "data.num_classes=0", *FDR], tmp_path)
+
+
+def test_bad_n_critic_is_a_clear_error(tmp_path):
+    with pytest.raises(Exception, match="n_critic"):
+        run_train(["model=wgan", "model.n_critic=0", *FDR], tmp_path)
+
+
+def _epochs_in_csv(run_dir: Path) -> list[int]:
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        return sorted({int(row["epoch"]) for row in csv.DictReader(f) if row.get("val/fid")})
+
+
+def test_resume_from_last_checkpoint_goes_on_at_the_right_epoch(tmp_path):
+    common = ["model=dcgan", "debug=limit", "logger=csv", "callbacks.evaluation.feature_epochs=1",
+              "callbacks.parzen=null", "test=false"]
+    first = tmp_path / "first"
+    run_train([*common, "trainer.max_epochs=2"], first)
+    last = first / "checkpoints" / "last.ckpt"
+    assert last.is_file()
+    # checkpoints hold plain values only: they load with weights_only=True
+    checkpoint = torch.load(last, weights_only=True, map_location="cpu")
+    assert checkpoint["epoch"] == 1 and checkpoint["global_step"] == 2 * 5 * 2
+    assert len(list((first / "checkpoints").glob("epoch_*.ckpt"))) == 1  # the best by val/fid
+
+    second = tmp_path / "second"
+    run_train([*common, "trainer.max_epochs=4", f"ckpt_path={last}"], second)
+    assert _epochs_in_csv(first) == [0, 1]
+    assert _epochs_in_csv(second) == [2, 3]
+    resumed = torch.load(second / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    assert resumed["epoch"] == 3 and resumed["global_step"] == 4 * 5 * 2
+    # the optimizers' state came along: Adam's step count went on from 10 to 20 updates
+    assert resumed["optimizer_states"][0]["state"][0]["step"].item() == 20
+
+
+def test_wandb_offline_and_csv_by_default(tmp_path):
+    run_train(["model=dcgan", "debug=limit", "trainer.max_epochs=1", "callbacks.parzen=null",
+               "callbacks.evaluation.feature_epochs=1"], tmp_path)
+    assert list((tmp_path / "wandb").glob("offline-run-*")), "no offline W&B run in the run folder"
+    assert (tmp_path / "csv" / "metrics.csv").is_file()
+    assert (tmp_path / "config_tree.log").exists() is False  # written by the CLI entry point only
+
+
+def test_train_cli_ddp_sim(tmp_path):
+    out = tmp_path / "ddp"
+    run_cli(["train.py", "trainer=ddp_sim", "debug=limit", "logger=csv", "trainer.max_epochs=1",
+             "callbacks.parzen.num_samples=200", "callbacks.evaluation.feature_epochs=1",
+             f"hydra.run.dir={out}"])
+    assert (out / "checkpoints" / "last.ckpt").is_file()
+    assert (out / "config_tree.log").is_file() and (out / ".hydra" / "config.yaml").is_file()
+    checkpoint = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    # 2 processes x 5 batches each; each process counts its own 5 batches x 2 optimizer steps
+    assert checkpoint["global_step"] == 10
+
+
+def test_multirun_two_jobs(tmp_path):
+    sweep = tmp_path / "sweep"
+    run_cli(["train.py", "--multirun", "model=gan,lsgan", "debug=fdr", "logger=csv",
+             "callbacks.evaluation.feature_epochs=1", f"hydra.sweep.dir={sweep}"])
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert jobs == ["0", "1"]
+    for job, model in zip(jobs, ["gan", "lsgan"]):
+        overrides = (sweep / job / ".hydra" / "overrides.yaml").read_text()
+        assert f"model={model}" in overrides
+        assert (sweep / job / "samples" / "samples_epoch_000.png").is_file()
+
+
+def test_config_groups_compose(tmp_path):
+    for overrides in (["trainer=ddp"], ["trainer=gpu"], ["logger=many"], ["logger=tensorboard"],
+                      ["experiment=wgan_celeba"], ["experiment=gan_mnist"], ["hydra/launcher=slurm"],
+                      ["debug=profiler"], ["debug=overfit"], ["callbacks=none"]):
+        cfg = compose_train(overrides, tmp_path)
+        assert cfg.model._target_.endswith("AdversarialModule")
+    cfg = compose_train(["experiment=wgan_celeba"], tmp_path)
+    assert cfg.model.n_critic == 5 and cfg.model.objective.clip_value == 0.01
+    assert cfg.model.optimizer_d._target_ == "torch.optim.RMSprop" and cfg.model.optimizer_d.lr == 5e-5
+    assert cfg.data.image_size == 64 and cfg.model.generator.image_size == 64
+    cfg = compose_train(["hydra/launcher=slurm"], tmp_path)
+    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+    cfg = compose_train(["logger=many"], tmp_path)
+    assert sorted(cfg.logger) == ["csv", "tensorboard", "wandb"]

@@ -1,0 +1,106 @@
+"""Hydra/OmegaConf glue: custom resolvers, building objects from config groups, printing the config."""
+
+from __future__ import annotations
+
+import netrc
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+_REGISTERED = False
+
+
+def wandb_offline() -> bool:
+    """True unless W&B can log online: ``WANDB_MODE=online``, ``WANDB_API_KEY`` set, or a ``~/.netrc``
+    entry for ``api.wandb.ai`` (what ``wandb login`` writes). ``WANDB_MODE=offline`` always wins."""
+    mode = os.environ.get("WANDB_MODE", "").lower()
+    if mode in ("offline", "disabled", "dryrun"):
+        return True
+    if mode == "online" or os.environ.get("WANDB_API_KEY"):
+        return False
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is None
+    except (OSError, netrc.NetrcParseError):
+        return True
+
+
+def register_resolvers() -> None:
+    """Register genforge's OmegaConf resolvers (idempotent).
+
+    - ``${gf.if:cond,a,b}``: ``a`` if ``cond`` else ``b`` (e.g. classes only for a conditional model).
+    - ``${gf.wandb_offline:}``: see :func:`wandb_offline`.
+    """
+    global _REGISTERED
+    if _REGISTERED:
+        return
+    OmegaConf.register_new_resolver("gf.if", lambda cond, a, b: a if cond else b, replace=True)
+    OmegaConf.register_new_resolver("gf.wandb_offline", wandb_offline, replace=True)
+    _REGISTERED = True
+
+
+def instantiate_group(cfg: DictConfig | None, group: str) -> list[Any]:
+    """Instantiate every ``_target_`` entry of a dict-of-configs group (``callbacks``, ``logger``).
+
+    Entries set to ``null`` are skipped, so ``callbacks.parzen=null`` removes one callback.
+
+    Raises:
+        TypeError: if the group or one of its entries is not a config with a ``_target_``.
+    """
+    from hydra.utils import instantiate
+
+    if not cfg:
+        return []
+    if not isinstance(cfg, DictConfig):
+        raise TypeError(f"config group '{group}' must be a mapping of name -> config, got {type(cfg).__name__}")
+    objects = []
+    for name, entry in cfg.items():
+        if entry is None:
+            continue
+        if not isinstance(entry, DictConfig) or "_target_" not in entry:
+            raise TypeError(f"{group}.{name} must be a config with a _target_, got {entry!r}")
+        objects.append(instantiate(entry))
+    return objects
+
+
+def print_config_tree(cfg: DictConfig, save_dir: str | Path | None = None,
+                      order: Sequence[str] = ("data", "model", "callbacks", "logger", "trainer", "paths")) -> str:
+    """Print the resolved config as a rich tree (top-level groups in ``order`` first) and save it as
+    ``config_tree.log`` in ``save_dir``. Returns the printed text."""
+    import rich
+    import rich.syntax
+    import rich.tree
+
+    tree = rich.tree.Tree("CONFIG", guide_style="dim")
+    keys = [k for k in order if k in cfg] + [k for k in cfg if k not in order]
+    for key in keys:
+        branch = tree.add(str(key), guide_style="dim")
+        value = cfg[key]
+        text = OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
+        branch.add(rich.syntax.Syntax(text, "yaml"))
+    console = rich.console.Console(record=True)
+    console.print(tree)
+    text = console.export_text()
+    if save_dir is not None:
+        from utils.io import atomic_path
+
+        with atomic_path(Path(save_dir) / "config_tree.log") as tmp:
+            tmp.write_text(text)
+    return text
+
+
+def metric_value(metrics: dict, name: str | None) -> float | None:
+    """The value of ``optimized_metric`` ``name`` in ``metrics`` (for sweepers); ``None`` with a warning
+    naming the metrics that were logged when ``name`` never was (e.g. ``callbacks=none``)."""
+    if not name:
+        return None
+    if name not in metrics:
+        import logging
+
+        logging.getLogger("genforge").warning(
+            f"optimized_metric={name!r} was not logged; logged metrics: {sorted(metrics)}")
+        return None
+    value = metrics[name]
+    return float(value.item() if hasattr(value, "item") else value)
