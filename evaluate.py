@@ -98,7 +98,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     log.info(f"wrote {len(paths)} samples to {out_dir / 'samples'}")
     metrics: dict[str, float] = {}
     if cfg.test:
-        callbacks_cfg = {k: v for k, v in (run_cfg.get("callbacks") or {}).items() if k in EVALUATION_CALLBACKS}
+        run_callbacks = OmegaConf.to_container(run_cfg.callbacks, resolve=True) if run_cfg.get("callbacks") else {}
+        callbacks_cfg = {k: v for k, v in run_callbacks.items() if k in EVALUATION_CALLBACKS}
         callbacks = instantiate_group(OmegaConf.create(callbacks_cfg), "callbacks")
         trainer = pl.Trainer(logger=False, callbacks=callbacks, default_root_dir=str(out_dir),
                              enable_checkpointing=False, **cfg.trainer)

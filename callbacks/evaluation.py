@@ -11,13 +11,14 @@ from pytorch_lightning import Callback, LightningModule, Trainer
 log = logging.getLogger("genforge")
 
 
-def dataset_images(dataset, limit: int | None = None, batch_size: int = 512) -> torch.Tensor:
-    """Stack the images of a genforge dataset (``(image, label)`` items) into ``(N, C, H, W)``,
-    the first ``limit`` of them when given."""
+def dataset_images(dataset, limit: int | None = None, batch_size: int = 512, seed: int = 0) -> torch.Tensor:
+    """Stack the images of a genforge dataset (``(image, label)`` items) into ``(N, C, H, W)``; with
+    ``limit``, a fixed-seed random subset of that many (datasets may be ordered by class)."""
     from torch.utils.data import DataLoader, Subset
 
     if limit is not None and limit < len(dataset):
-        dataset = Subset(dataset, range(limit))
+        chosen = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:limit]
+        dataset = Subset(dataset, chosen.sort().values.tolist())
     return torch.cat([images for images, _ in DataLoader(dataset, batch_size=batch_size)])
 
 
@@ -63,8 +64,13 @@ class FeatureDistanceEvaluation(Callback):
             raise RuntimeError("FeatureDistanceEvaluation needs the Trainer to be given a datamodule")
 
         def build():
-            return load_or_train_feature_net(trainer.datamodule, self.cache_dir, epochs=self.feature_epochs,
-                                             seed=self.seed, num_features=self.num_features)
+            log.info(f"FID/KID features: loading genforge's feature network from {self.cache_dir}, or training "
+                     f"it on {type(trainer.datamodule).__name__} once ({self.feature_epochs} epochs)")
+            net = load_or_train_feature_net(trainer.datamodule, self.cache_dir, epochs=self.feature_epochs,
+                                            seed=self.seed, num_features=self.num_features)
+            report = getattr(net, "metrics", None) or {}
+            log.info(f"FID/KID features: {net.cache_path} (validation accuracy {report.get('val_accuracy')})")
+            return net
 
         # rank 0 trains and caches; the others load after it
         net = build() if trainer.is_global_zero else None

@@ -128,3 +128,63 @@ def test_config_groups_compose(tmp_path):
     assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
     cfg = compose_train(["logger=many"], tmp_path)
     assert sorted(cfg.logger) == ["csv", "tensorboard", "wandb"]
+
+
+def write_celeba_faces(root: Path, n: int = 40) -> None:
+    """A CelebA-layout folder of real faces (scikit-image's LFW subset, upscaled to CelebA's 178x218):
+    ``img_align_celeba/NNNNNN.jpg`` and ``list_eval_partition.txt`` (70% train, 15% val, 15% test)."""
+    from PIL import Image
+    from skimage.data import lfw_subset
+
+    faces = lfw_subset()[:n]
+    (root / "img_align_celeba").mkdir(parents=True)
+    lines = []
+    for i, face in enumerate(faces):
+        name = f"{i + 1:06d}.jpg"
+        gray = Image.fromarray((face * 255).round().astype("uint8")).resize((178, 218), Image.BICUBIC)
+        gray.convert("RGB").save(root / "img_align_celeba" / name, quality=95)
+        lines.append(f"{name} {0 if i < 0.7 * n else 1 if i < 0.85 * n else 2}\n")
+    (root / "list_eval_partition.txt").write_text("".join(lines))
+
+
+def test_wgan_on_a_folder_in_celeba_layout(tmp_path):
+    root = tmp_path / "celeba"
+    write_celeba_faces(root)
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    out = tmp_path / "run"
+    run_cli(["train.py", "model=wgan", "data=celeba", f"data.root={root}", "data.batch_size=8",
+             "debug=limit", "trainer.max_epochs=1", "logger=csv", "callbacks.parzen.num_samples=100",
+             "callbacks.evaluation.feature_epochs=1", f"hydra.run.dir={out}"])
+    assert (out / "checkpoints" / "last.ckpt").is_file()
+    rows = list(csv.DictReader(open(out / "csv" / "metrics.csv")))
+    assert any(row.get("train/wasserstein") for row in rows) and any(row.get("test/fid") for row in rows)
+    from PIL import Image
+
+    # 100 fixed samples of 64x64 RGB
+    assert Image.open(out / "samples" / "samples_epoch_000.png").size == (10 * 66 + 2, 10 * 66 + 2)
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before  # nothing written into the dataset
+
+
+def test_evaluate_checkpoint_writes_samples(tmp_path):
+    import json
+
+    run = tmp_path / "run"
+    run_cli(["train.py", "model=dcgan", "debug=limit", "trainer.max_epochs=1", "logger=csv", "test=false",
+             "callbacks.evaluation.feature_epochs=1", f"hydra.run.dir={run}"])
+    out = tmp_path / "eval"
+    run_cli(["evaluate.py", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "num_samples=12",
+             "+run.callbacks.parzen.num_samples=300", f"hydra.run.dir={out}"])
+    assert len(list((out / "samples").glob("sample_*.png"))) == 12 and (out / "samples" / "grid.png").is_file()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test/fid"] > 0 and metrics["test/parzen_ll"] < 0
+
+
+def test_evaluate_without_run_config_is_a_clear_error(tmp_path):
+    from evaluate import find_run_config
+
+    ckpt = tmp_path / "model.ckpt"
+    ckpt.write_bytes(b"not a checkpoint")
+    with pytest.raises(FileNotFoundError, match="run_config="):
+        find_run_config(ckpt, None)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        find_run_config(tmp_path / "missing.ckpt", None)
