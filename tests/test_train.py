@@ -156,7 +156,8 @@ def test_wgan_on_a_folder_in_celeba_layout(tmp_path):
              "debug=limit", "trainer.max_epochs=1", "logger=csv", "callbacks.parzen.num_samples=100",
              "callbacks.evaluation.feature_epochs=1", f"hydra.run.dir={out}"])
     assert (out / "checkpoints" / "last.ckpt").is_file()
-    rows = list(csv.DictReader(open(out / "csv" / "metrics.csv")))
+    with open(out / "csv" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
     assert any(row.get("train/wasserstein") for row in rows) and any(row.get("test/fid") for row in rows)
     from PIL import Image
 
