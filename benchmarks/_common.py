@@ -11,7 +11,7 @@ os.environ.setdefault("GENFORGE_ROOT", str(ROOT))
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.hydra_helpers import compose_train  # noqa: E402
+from tests.hydra_helpers import compose_train
 
 
 def compose(overrides: list[str], output_dir: Path):
