@@ -189,3 +189,29 @@ def test_evaluate_without_run_config_is_a_clear_error(tmp_path):
         find_run_config(ckpt, None)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         find_run_config(tmp_path / "missing.ckpt", None)
+
+
+def test_multirun_goes_on_after_a_failed_job(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.hydra_helpers import ROOT
+
+    sweep = tmp_path / "sweep"
+    proc = subprocess.run([sys.executable, "train.py", "--multirun", "model=dcgan", "model.n_critic=0,1",
+                           "debug=fdr", "logger=csv", "callbacks.evaluation.feature_epochs=1",
+                           f"hydra.sweep.dir={sweep}"], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert proc.returncode != 0 and "model.n_critic must be >= 1, got 0" in proc.stderr
+    assert (sweep / "1" / "samples" / "samples_epoch_000.png").is_file()  # the job after the failure ran
+
+
+def test_optuna_sweep_returns_the_optimized_metric(tmp_path):
+    import yaml
+
+    sweep = tmp_path / "optuna"
+    run_cli(["train.py", "hparams_search=optuna", "hydra.sweeper.n_trials=2",
+             "hydra.sweeper.sampler.n_startup_trials=2", "debug=fdr", "logger=csv",
+             "callbacks.evaluation.feature_epochs=1", "callbacks.parzen=null", f"hydra.sweep.dir={sweep}"])
+    result = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert result["name"] == "optuna" and result["best_value"] > 0  # a finite val/fid
+    assert set(result["best_params"]) == {"model.optimizer_g.lr", "model.optimizer_d.lr", "model.n_critic"}
