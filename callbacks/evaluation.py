@@ -52,6 +52,7 @@ class FeatureDistanceEvaluation(Callback):
         self.kid_subset_size, self.every_n_epochs = kid_subset_size, every_n_epochs
         self.distances: dict[str, object] = {}
         self._real_done: dict[str, bool] = {}
+        self._diverged: set[str] = set()
         self._net = None
 
     # ------------------------------------------------------------------ set-up
@@ -102,13 +103,22 @@ class FeatureDistanceEvaluation(Callback):
         metric = self._metric(split, pl_module.device)
         if not self._real_done[split]:
             metric.update(real, real=True)
-        metric.update(pl_module.sample(real.shape[0], labels=labels), real=False)
+        fake = pl_module.sample(real.shape[0], labels=labels)
+        if torch.isfinite(fake).all():
+            metric.update(fake, real=False)
+        else:  # a diverged generator: its FID is NaN, which checkpointing ranks as the worst
+            self._diverged.add(split)
 
     def _compute(self, trainer, pl_module, split: str) -> None:
         if not self._active(trainer, split) or split not in self.distances:
             return
         metric = self.distances[split]
-        values = metric.compute()
+        if split in self._diverged:
+            log.warning(f"{split}: the generator produced NaN or infinite images; logging NaN for FID/KID")
+            self._diverged.discard(split)
+            values = {"fid": float("nan"), "kid_mean": float("nan"), "kid_std": float("nan")}
+        else:
+            values = metric.compute()
         self._real_done[split] = True
         metric.reset()  # clears the generated images' statistics; the real ones are kept
         for name, value in values.items():
@@ -168,7 +178,11 @@ class ParzenEvaluation(Callback):
         datamodule = trainer.datamodule
         val = dataset_images(datamodule.dataset("val"), self.max_points)
         test = dataset_images(datamodule.dataset("test"), self.max_points)
-        self.result = parzen_evaluation(self.generate(pl_module), val, test, sigmas=self.sigmas,
-                                        signed_inputs=True)
+        samples = self.generate(pl_module)
+        if not torch.isfinite(samples).all():
+            log.warning("test: the generator produced NaN or infinite images; logging NaN for the Parzen LL")
+            pl_module.log_dict({"test/parzen_ll": float("nan"), "test/parzen_ll_se": float("nan")})
+            return
+        self.result = parzen_evaluation(samples, val, test, sigmas=self.sigmas, signed_inputs=True)
         pl_module.log_dict({"test/parzen_ll": self.result.mean, "test/parzen_ll_se": self.result.std_error,
                             "test/parzen_sigma": self.result.sigma})

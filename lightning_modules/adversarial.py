@@ -40,6 +40,8 @@ class AdversarialModule(LightningModule):
         num_classes: classes (or attributes) of the labels, ``data.num_classes``.
         num_fixed: images in the fixed-noise sample grid.
         gradient_clip_val: clip each network's gradient norm to this value (``None``: no clipping).
+        max_col_norm: after each step, rescale every linear layer's per-unit weight vector to at most this
+            L2 norm (pylearn2's ``max_col_norm``, 1.9365 in Goodfellow et al. 2014's configs; ``None``: off).
         scheduler_g, scheduler_d: optional partial LR schedulers, stepped once per epoch.
 
     Raises:
@@ -60,6 +62,7 @@ class AdversarialModule(LightningModule):
         num_classes: int = 0,
         num_fixed: int = 64,
         gradient_clip_val: float | None = None,
+        max_col_norm: float | None = None,
         scheduler_g: Callable | None = None,
         scheduler_d: Callable | None = None,
     ) -> None:
@@ -154,6 +157,7 @@ class AdversarialModule(LightningModule):
         self.manual_backward(d_loss)
         self._clip(opt_d)
         opt_d.step()
+        self._constrain(self.discriminator)
         self.untoggle_optimizer(opt_d)
         self.objective.after_discriminator_step(self.discriminator)
         self.log("train/d_loss", d_loss.detach(), prog_bar=True)
@@ -166,6 +170,7 @@ class AdversarialModule(LightningModule):
             self.manual_backward(g_loss)
             self._clip(opt_g)
             opt_g.step()
+            self._constrain(self.generator)
             self.untoggle_optimizer(opt_g)
             self.log("train/g_loss", g_loss.detach(), prog_bar=True)
             self.log_dict({f"train/{k}": v for k, v in g_logs.items()})
@@ -174,6 +179,13 @@ class AdversarialModule(LightningModule):
         if self.hparams.gradient_clip_val:
             self.clip_gradients(optimizer, gradient_clip_val=self.hparams.gradient_clip_val,
                                 gradient_clip_algorithm="norm")
+
+    @torch.no_grad()
+    def _constrain(self, network: nn.Module) -> None:
+        if self.hparams.max_col_norm:
+            for module in network.modules():
+                if isinstance(module, nn.Linear):  # weight (out, in): one row per unit
+                    module.weight.copy_(torch.renorm(module.weight, 2, 0, self.hparams.max_col_norm))
 
     def on_train_epoch_end(self) -> None:
         if self._has_schedulers():
