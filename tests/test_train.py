@@ -85,9 +85,22 @@ def test_resume_from_last_checkpoint_goes_on_at_the_right_epoch(tmp_path):
 def test_wandb_offline_and_csv_by_default(tmp_path):
     run_train(["model=dcgan", "debug=limit", "trainer.max_epochs=1", "callbacks.parzen=null",
                "callbacks.evaluation.feature_epochs=1"], tmp_path)
-    assert list((tmp_path / "wandb").glob("offline-run-*")), "no offline W&B run in the run folder"
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, "no offline W&B run in the run folder"
+    # the sample grids went to W&B too
+    media = sorted(p.name for p in runs[0].rglob("*.png"))
+    assert any(name.startswith("fixed_noise") for name in media), media  # key samples/fixed_noise
+    assert any(name.startswith("interpolation") for name in media), media
     assert (tmp_path / "csv" / "metrics.csv").is_file()
-    assert (tmp_path / "config_tree.log").exists() is False  # written by the CLI entry point only
+    # hyper-parameters with parameter counts
+    import yaml
+
+    hparams = yaml.safe_load((tmp_path / "csv" / "hparams.yaml").read_text())
+    from hydra.utils import instantiate
+
+    generator = instantiate(compose_train(["model=dcgan"], tmp_path / "c").model.generator)
+    assert hparams["model/params/generator"] == sum(p.numel() for p in generator.parameters())
+    assert hparams["model"]["_target_"] == "lightning_modules.adversarial.AdversarialModule"
 
 
 def test_train_cli_ddp_sim(tmp_path):
