@@ -109,7 +109,7 @@ class LatentInterpolation(_EpochImageCallback):
 
     def render(self, pl_module: LightningModule) -> torch.Tensor:
         generator = torch.Generator().manual_seed(self.seed)
-        ends = pl_module._noise(2 * self.rows, generator).to(pl_module.device)
+        ends = pl_module.noise(2 * self.rows, generator).to(pl_module.device)
         z = torch.cat([interpolate_latents(ends[2 * r], ends[2 * r + 1], self.steps, self.mode)
                        for r in range(self.rows)])
         labels = pl_module.random_labels(self.rows, generator)

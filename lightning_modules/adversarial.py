@@ -83,20 +83,17 @@ class AdversarialModule(LightningModule):
         self.generator = generator
         self.discriminator = discriminator
         self.objective = objective
-        seed = torch.Generator().manual_seed(1234)
-        self.register_buffer("fixed_z", self._noise(num_fixed, seed), persistent=True)
-        self.register_buffer("fixed_labels", self._fixed_labels(num_fixed, seed), persistent=True)
+        # the sample grids' fixed noise, and labels cycling through the classes (one grid column each)
+        self.register_buffer("fixed_z", self.noise(num_fixed, torch.Generator().manual_seed(1234)))
+        self.register_buffer("fixed_labels", torch.arange(num_fixed) % max(num_classes, 1))
 
     # ------------------------------------------------------------------ generative protocol
-    def _noise(self, n: int, generator: torch.Generator | None = None, device=None) -> Tensor:
+    def noise(self, n: int, generator: torch.Generator | None = None, device=None) -> Tensor:
+        """``n`` latents ``z`` ``(n, latent_dim)``: N(0, I) or U[-1, 1] as ``noise`` says."""
         shape = (n, self.hparams.latent_dim)
         if self.hparams.noise == "uniform":
             return torch.rand(shape, generator=generator, device=device) * 2 - 1
         return torch.randn(shape, generator=generator, device=device)
-
-    def _fixed_labels(self, n: int, generator: torch.Generator) -> Tensor:
-        k = max(self.hparams.num_classes, 1)
-        return torch.arange(n) % k
 
     def condition(self, labels: Tensor | None) -> Tensor | None:
         """Labels as the networks' condition: int ``(B,)`` -> one-hot ``(B, num_classes)``; float
@@ -129,7 +126,7 @@ class AdversarialModule(LightningModule):
     def sample(self, num_samples: int, labels: Tensor | None = None,
                generator: torch.Generator | None = None) -> Tensor:
         """Draw ``num_samples`` images ``(N, C, H, W)`` in ``[-1, 1]`` (labels drawn uniformly if needed)."""
-        z = self._noise(num_samples, generator).to(self.device)
+        z = self.noise(num_samples, generator).to(self.device)
         if labels is None:
             labels = self.random_labels(num_samples, generator)
         return self.generate(z, labels)
@@ -145,7 +142,7 @@ class AdversarialModule(LightningModule):
         real, labels = batch
         opt_g, opt_d = self.optimizers()
         generator_step = (batch_idx + 1) % self.hparams.n_critic == 0
-        z = self._noise(real.shape[0], device=self.device)
+        z = self.noise(real.shape[0], device=self.device)
 
         # Discriminator (critic) step: maximise the objective on real vs generated images.
         with torch.set_grad_enabled(generator_step):
@@ -153,11 +150,7 @@ class AdversarialModule(LightningModule):
         self.toggle_optimizer(opt_d)
         d_loss, d_logs = self.objective.discriminator_loss(
             self.discriminate(real, labels), self.discriminate(fake.detach(), labels))
-        opt_d.zero_grad(set_to_none=True)
-        self.manual_backward(d_loss)
-        self._clip(opt_d)
-        opt_d.step()
-        self._constrain(self.discriminator)
+        self._update(opt_d, d_loss, self.discriminator)
         self.untoggle_optimizer(opt_d)
         self.objective.after_discriminator_step(self.discriminator)
         self.log("train/d_loss", d_loss.detach(), prog_bar=True)
@@ -166,19 +159,21 @@ class AdversarialModule(LightningModule):
         if generator_step:
             self.toggle_optimizer(opt_g)
             g_loss, g_logs = self.objective.generator_loss(self.discriminate(fake, labels))
-            opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(g_loss)
-            self._clip(opt_g)
-            opt_g.step()
-            self._constrain(self.generator)
+            self._update(opt_g, g_loss, self.generator)
             self.untoggle_optimizer(opt_g)
             self.log("train/g_loss", g_loss.detach(), prog_bar=True)
             self.log_dict({f"train/{k}": v for k, v in g_logs.items()})
 
-    def _clip(self, optimizer) -> None:
+    def _update(self, optimizer, loss: Tensor, network: nn.Module) -> None:
+        """One optimizer step on ``loss`` for ``network``: backward, optional gradient-norm clipping,
+        step, optional max-norm constraint."""
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
         if self.hparams.gradient_clip_val:
             self.clip_gradients(optimizer, gradient_clip_val=self.hparams.gradient_clip_val,
                                 gradient_clip_algorithm="norm")
+        optimizer.step()
+        self._constrain(network)
 
     @torch.no_grad()
     def _constrain(self, network: nn.Module) -> None:
@@ -199,7 +194,7 @@ class AdversarialModule(LightningModule):
     # ------------------------------------------------------------------ evaluation
     def _evaluation_step(self, batch, split: str) -> None:
         real, labels = batch
-        fake = self.generate(self._noise(real.shape[0], device=self.device), labels)
+        fake = self.generate(self.noise(real.shape[0], device=self.device), labels)
         fake_out = self.discriminate(fake, labels)
         d_loss, d_logs = self.objective.discriminator_loss(self.discriminate(real, labels), fake_out)
         g_loss, _ = self.objective.generator_loss(fake_out)
