@@ -7,7 +7,7 @@ from metrics.colorization import ab_accuracy_auc, colourfulness
 
 
 def test_auc_perfect_and_constant_error():
-    ab = torch.randn(2, 2, 4, 4) * 30
+    ab = torch.randint(-60, 60, (2, 2, 4, 4)).float()  # integers: the distances below are exact
     assert ab_accuracy_auc(ab, ab).tolist() == pytest.approx([1.0, 1.0])
     # every pixel 30 units off (a 3-4-5 triangle: 18, 24): accuracy 0 up to 29, 1 from 30 on; the
     # trapezoid on integer thresholds gives 0.5 (29..30) + 120 (30..150), over 150
