@@ -6,13 +6,13 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from pytorch_lightning import LightningModule
 from torch import Tensor, nn
 
 from lightning_modules.objectives import AdversarialObjective
+from lightning_modules.two_player import NOT_HYPERPARAMETERS, TwoPlayerModule
 
 
-class AdversarialModule(LightningModule):
+class AdversarialModule(TwoPlayerModule):
     """GAN family (Goodfellow et al. 2014, Algorithm 1): ``n_critic`` discriminator steps per generator step.
 
     Every batch takes one discriminator (critic) step on the real batch and a generated batch; every
@@ -39,10 +39,8 @@ class AdversarialModule(LightningModule):
         conditional: condition G and D on labels (needs ``num_classes > 0``).
         num_classes: classes (or attributes) of the labels, ``data.num_classes``.
         num_fixed: images in the fixed-noise sample grid.
-        gradient_clip_val: clip each network's gradient norm to this value (``None``: no clipping).
-        max_col_norm: after each step, rescale every linear layer's per-unit weight vector to at most this
-            L2 norm (pylearn2's ``max_col_norm``, 1.9365 in Goodfellow et al. 2014's configs; ``None``: off).
-        scheduler_g, scheduler_d: optional partial LR schedulers, stepped once per epoch.
+        gradient_clip_val, max_col_norm, scheduler_g, scheduler_d: see
+            :class:`lightning_modules.two_player.TwoPlayerModule`.
 
     Raises:
         ValueError: on ``n_critic < 1``, an unknown ``noise``, or ``conditional`` without classes.
@@ -66,23 +64,13 @@ class AdversarialModule(LightningModule):
         scheduler_g: Callable | None = None,
         scheduler_d: Callable | None = None,
     ) -> None:
-        super().__init__()
-        if n_critic < 1:
-            raise ValueError(f"model.n_critic must be >= 1, got {n_critic}")
+        super().__init__(generator, discriminator, objective, optimizer_g, optimizer_d, n_critic,
+                         gradient_clip_val, max_col_norm, scheduler_g, scheduler_d)
         if noise not in ("normal", "uniform"):
             raise ValueError(f"model.noise must be 'normal' or 'uniform', got {noise!r}")
         if conditional and num_classes < 1:
             raise ValueError("model.conditional=true needs a labelled dataset, but data.num_classes is 0")
-        self.automatic_optimization = False
-        # Optimizer and scheduler factories stay out of the checkpoint's hyper-parameters, so a checkpoint
-        # holds plain values only and loads with ``torch.load(weights_only=True)``.
-        self.save_hyperparameters(ignore=["generator", "discriminator", "objective", "optimizer_g",
-                                          "optimizer_d", "scheduler_g", "scheduler_d"])
-        self.optimizer_factories = (optimizer_g, optimizer_d)
-        self.scheduler_factories = (scheduler_g, scheduler_d)
-        self.generator = generator
-        self.discriminator = discriminator
-        self.objective = objective
+        self.save_hyperparameters(ignore=NOT_HYPERPARAMETERS)
         # the sample grids' fixed noise, and labels cycling through the classes (one grid column each)
         self.register_buffer("fixed_z", self.noise(num_fixed, torch.Generator().manual_seed(1234)))
         self.register_buffer("fixed_labels", torch.arange(num_fixed) % max(num_classes, 1))
@@ -141,55 +129,23 @@ class AdversarialModule(LightningModule):
     def training_step(self, batch, batch_idx: int) -> None:
         real, labels = batch
         opt_g, opt_d = self.optimizers()
-        generator_step = (batch_idx + 1) % self.hparams.n_critic == 0
+        generator_step = self.is_generator_step(batch_idx)
         z = self.noise(real.shape[0], device=self.device)
 
         # Discriminator (critic) step: maximise the objective on real vs generated images.
         with torch.set_grad_enabled(generator_step):
             fake = self.generate(z, labels)
         self.toggle_optimizer(opt_d)
-        d_loss, d_logs = self.objective.discriminator_loss(
-            self.discriminate(real, labels), self.discriminate(fake.detach(), labels))
-        self._update(opt_d, d_loss, self.discriminator)
+        self.discriminator_step(opt_d, self.discriminate(real, labels), self.discriminate(fake.detach(), labels))
         self.untoggle_optimizer(opt_d)
-        self.objective.after_discriminator_step(self.discriminator)
-        self.log("train/d_loss", d_loss.detach(), prog_bar=True)
-        self.log_dict({f"train/{k}": v for k, v in d_logs.items()})
 
         if generator_step:
             self.toggle_optimizer(opt_g)
             g_loss, g_logs = self.objective.generator_loss(self.discriminate(fake, labels))
-            self._update(opt_g, g_loss, self.generator)
+            self.update(opt_g, g_loss, self.generator)
             self.untoggle_optimizer(opt_g)
             self.log("train/g_loss", g_loss.detach(), prog_bar=True)
             self.log_dict({f"train/{k}": v for k, v in g_logs.items()})
-
-    def _update(self, optimizer, loss: Tensor, network: nn.Module) -> None:
-        """One optimizer step on ``loss`` for ``network``: backward, optional gradient-norm clipping,
-        step, optional max-norm constraint."""
-        optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        if self.hparams.gradient_clip_val:
-            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.gradient_clip_val,
-                                gradient_clip_algorithm="norm")
-        optimizer.step()
-        self._constrain(network)
-
-    @torch.no_grad()
-    def _constrain(self, network: nn.Module) -> None:
-        if self.hparams.max_col_norm:
-            for module in network.modules():
-                if isinstance(module, nn.Linear):  # weight (out, in): one row per unit
-                    module.weight.copy_(torch.renorm(module.weight, 2, 0, self.hparams.max_col_norm))
-
-    def on_train_epoch_end(self) -> None:
-        if self._has_schedulers():
-            schedulers = self.lr_schedulers()
-            for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
-                scheduler.step()
-
-    def _has_schedulers(self) -> bool:
-        return any(make is not None for make in self.scheduler_factories)
 
     # ------------------------------------------------------------------ evaluation
     def _evaluation_step(self, batch, split: str) -> None:
@@ -206,13 +162,3 @@ class AdversarialModule(LightningModule):
 
     def test_step(self, batch, batch_idx: int) -> None:
         self._evaluation_step(batch, "test")
-
-    # ------------------------------------------------------------------ optimizers
-    def configure_optimizers(self):
-        make_g, make_d = self.optimizer_factories
-        opt_g, opt_d = make_g(params=self.generator.parameters()), make_d(params=self.discriminator.parameters())
-        if not self._has_schedulers():
-            return [opt_g, opt_d]
-        schedulers = [make(optimizer=opt) for make, opt in zip(self.scheduler_factories, (opt_g, opt_d))
-                      if make is not None]
-        return [opt_g, opt_d], schedulers
