@@ -51,6 +51,7 @@ class FeatureDistanceEvaluation(Callback):
         self.feature_epochs, self.num_features, self.seed = feature_epochs, num_features, seed
         self.kid_subset_size, self.every_n_epochs = kid_subset_size, every_n_epochs
         self.distances: dict[str, object] = {}
+        self.enabled = True
         self._real_done: dict[str, bool] = {}
         self._diverged: set[str] = set()
         self._net = None
@@ -79,7 +80,8 @@ class FeatureDistanceEvaluation(Callback):
         return net if net is not None else build()
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if self._net is None:
+        self.enabled = hasattr(pl_module, "sample")  # methods that do not sample (colorization) are skipped
+        if self.enabled and self._net is None:
             self._net = self._feature_network(trainer)
 
     def _metric(self, split: str, device: torch.device):
@@ -91,7 +93,7 @@ class FeatureDistanceEvaluation(Callback):
         return self.distances[split].to(device)
 
     def _active(self, trainer: Trainer, split: str) -> bool:
-        if trainer.sanity_checking:
+        if trainer.sanity_checking or not self.enabled:
             return False
         return split == "test" or trainer.current_epoch % self.every_n_epochs == 0
 
@@ -175,6 +177,8 @@ class ParzenEvaluation(Callback):
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         from metrics.parzen import parzen_evaluation
 
+        if not hasattr(pl_module, "sample"):
+            return
         datamodule = trainer.datamodule
         val = dataset_images(datamodule.dataset("val"), self.max_points)
         test = dataset_images(datamodule.dataset("test"), self.max_points)

@@ -43,7 +43,7 @@ def interpolate_latents(z0: torch.Tensor, z1: torch.Tensor, steps: int, mode: st
     raise ValueError(f"callbacks.interpolation.mode must be 'linear' or 'slerp', got {mode!r}")
 
 
-class _EpochImageCallback(Callback):
+class EpochImageCallback(Callback):
     """Shared mechanics: once per ``every_n_epochs`` training epochs, render an image in eval mode,
     save it as ``<dirpath>/<prefix>_epoch_NNN.png`` and log it as ``<key>``."""
 
@@ -56,13 +56,17 @@ class _EpochImageCallback(Callback):
         self.every_n_epochs = every_n_epochs
         self.last_path: Path | None = None
 
+    def applies(self, pl_module: LightningModule) -> bool:
+        """Whether the module offers what :meth:`render` needs (other methods are skipped)."""
+        return hasattr(pl_module, "fixed_z")
+
     def render(self, pl_module: LightningModule) -> torch.Tensor:
         """Return a uint8 ``(C, H, W)`` grid."""
         raise NotImplementedError
 
     @rank_zero_only
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if (trainer.current_epoch + 1) % self.every_n_epochs:
+        if (trainer.current_epoch + 1) % self.every_n_epochs or not self.applies(pl_module):
             return
         was_training = pl_module.training
         pl_module.eval()
@@ -75,7 +79,7 @@ class _EpochImageCallback(Callback):
         log_image(trainer, self.key, grid)
 
 
-class SampleGrid(_EpochImageCallback):
+class SampleGrid(EpochImageCallback):
     """Images ``G(fixed_z | fixed_labels)`` of the module's fixed noise, one grid per epoch.
 
     Conditional models get one column per class. Needs the module's ``fixed_z``, ``fixed_labels`` and
@@ -91,7 +95,7 @@ class SampleGrid(_EpochImageCallback):
         return make_grid(images, nrow=nrow)
 
 
-class LatentInterpolation(_EpochImageCallback):
+class LatentInterpolation(EpochImageCallback):
     """A grid whose rows interpolate between two fixed latents ``z`` (``steps`` columns, ``rows`` rows).
 
     ``mode``: ``"slerp"`` (default, for Gaussian ``z``) or ``"linear"`` (Radford et al. 2016, Sec. 6.1).

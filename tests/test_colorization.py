@@ -1,0 +1,60 @@
+"""The colorization presets end to end on the embedded photos, and their shared pieces."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.hydra_helpers import compose_train, run_train
+
+OBJECTIVES = ["gan", "lsgan", "ebgan", "wgan"]
+PRESETS = [f"colorizer_{o}{v}" for o in OBJECTIVES for v in ("", "_l2")] + ["colorizer_l1"]
+FDR = ["data=photos", "debug=fdr", "logger=csv"]
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_colorizer_preset_fast_dev_run(preset, tmp_path):
+    metrics = run_train([f"model={preset}", *FDR], tmp_path)
+    # one batch: WGAN's n_critic = 5 means a critic step only
+    train_keys = ("train/wasserstein",) if "wgan" in preset else ("train/l1", "train/g_loss")
+    for key in (*train_keys, "val/l1", "test/psnr", "test/ssim", "test/auc", "test/colourfulness",
+                "test/gray_psnr", "test/gray_auc"):
+        assert key in metrics and torch.isfinite(torch.tensor(metrics[key])), key
+    assert ("train/d_loss" in metrics) == (preset != "colorizer_l1")
+    # the grayscale baseline (ab = 0) has (almost) no colour; the true photos do
+    assert metrics["test/gray_colourfulness"] < 1.0 < metrics["test/true_colourfulness"]
+    assert 0.0 <= metrics["test/auc"] <= 1.0 and 0.0 < metrics["test/ssim"] <= 1.0
+    assert (tmp_path / "samples" / "colorization_epoch_000.png").is_file()
+    assert not (tmp_path / "samples" / "samples_epoch_000.png").exists()  # the GAN grid skips this method
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_colorizer_objectives_are_the_gan_familys_own(objective, tmp_path):
+    colorizer = compose_train([f"model=colorizer_{objective}", "data=photos"], tmp_path).model
+    family = compose_train([f"model={objective}"], tmp_path).model
+    assert colorizer.objective == family.objective
+    assert colorizer.n_critic == family.n_critic
+    if objective == "wgan":  # WGAN's RMSprop comes along; the others use pix2pix's Adam
+        assert colorizer.optimizer_d == family.optimizer_d
+
+
+def test_colorizer_ranks_checkpoints_by_val_l1(tmp_path):
+    cfg = compose_train(["model=colorizer_lsgan", "data=photos"], tmp_path)
+    assert cfg.optimized_metric == "val/l1" and cfg.callbacks.model_checkpoint.monitor == "val/l1"
+    assert compose_train(["model=dcgan"], tmp_path).optimized_metric == "val/fid"
+
+
+def test_grayscale_data_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="grayscale"):
+        run_train(["model=colorizer_lsgan", "data=digits", "debug=fdr", "logger=csv"], tmp_path)
+
+
+def test_colorize_rgb_uses_only_lightness(tmp_path):
+    from hydra.utils import instantiate
+
+    model = instantiate(compose_train(["model=colorizer_l1", "data=photos", "data.image_size=32"], tmp_path).model)
+    model.eval()
+    gray = torch.rand(2, 1, 32, 32) * 2 - 1
+    colour = gray.expand(-1, 3, -1, -1).clone()
+    assert torch.allclose(model.colorize_rgb(gray), model.colorize_rgb(colour), atol=1e-6)
+    assert model.colorize_rgb(gray).shape == (2, 3, 32, 32)
