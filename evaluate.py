@@ -29,41 +29,6 @@ log = logging.getLogger("genforge")
 EVALUATION_CALLBACKS = ("evaluation", "parzen")
 
 
-def find_run_config(ckpt_path: Path, run_config: str | None) -> Path:
-    """The training run's ``config.yaml``: ``run_config`` if given, else ``<run>/.hydra/config.yaml`` for a
-    checkpoint in ``<run>/checkpoints/``.
-
-    Raises:
-        FileNotFoundError: naming the checkpoint and where the config was looked for.
-    """
-    if not ckpt_path.is_file():
-        raise FileNotFoundError(f"ckpt_path={ckpt_path} does not exist")
-    candidate = Path(run_config) if run_config else ckpt_path.resolve().parents[1] / ".hydra" / "config.yaml"
-    if not candidate.is_file():
-        raise FileNotFoundError(f"no training config at {candidate} for ckpt_path={ckpt_path}; "
-                                "pass run_config=<run>/.hydra/config.yaml")
-    return candidate
-
-
-def load_weights(model: torch.nn.Module, ckpt_path: Path) -> dict:
-    """Load a Lightning checkpoint's ``state_dict`` into ``model`` with ``weights_only=True``.
-
-    Raises:
-        ValueError: if the file is not a Lightning checkpoint of this model (names the file).
-    """
-    try:
-        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ValueError(f"cannot read checkpoint {ckpt_path}: {error}") from error
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise ValueError(f"{ckpt_path} is not a Lightning checkpoint (no 'state_dict')")
-    try:
-        model.load_state_dict(checkpoint["state_dict"])
-    except RuntimeError as error:
-        raise ValueError(f"checkpoint {ckpt_path} does not fit the model of its run config: {error}") from error
-    return checkpoint
-
-
 def write_samples(model, num_samples: int, out_dir: Path, seed: int, batch_size: int = 256) -> list[Path]:
     """Write ``num_samples`` generated images as ``sample_NNNNN.png`` and all of them as ``grid.png``."""
     from datamodules.transforms import to_uint8
@@ -83,16 +48,13 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     import pytorch_lightning as pl
     from hydra.utils import instantiate
 
+    from utils.checkpoints import load_run
     from utils.config import instantiate_group
     from utils.io import atomic_path
 
     ckpt_path = Path(cfg.ckpt_path)
-    run_cfg = OmegaConf.load(find_run_config(ckpt_path, cfg.get("run_config")))
-    run_cfg = OmegaConf.merge(run_cfg, cfg.get("run") or {})
-    run_cfg.paths = cfg.paths
     pl.seed_everything(cfg.seed, workers=True)
-    model = instantiate(run_cfg.model)
-    load_weights(model, ckpt_path)
+    model, run_cfg = load_run(ckpt_path, cfg.get("run_config"), cfg.get("run"), cfg.paths)
     out_dir = Path(cfg.paths.output_dir)
     paths = write_samples(model, cfg.num_samples, out_dir / "samples", cfg.seed)
     log.info(f"wrote {len(paths)} samples to {out_dir / 'samples'}")

@@ -58,3 +58,43 @@ def test_colorize_rgb_uses_only_lightness(tmp_path):
     colour = gray.expand(-1, 3, -1, -1).clone()
     assert torch.allclose(model.colorize_rgb(gray), model.colorize_rgb(colour), atol=1e-6)
     assert model.colorize_rgb(gray).shape == (2, 3, 32, 32)
+
+
+def test_colorize_command_on_a_true_grayscale_photo(tmp_path):
+    from PIL import Image
+    from skimage.data import camera
+
+    from tests.hydra_helpers import run_cli
+
+    run = tmp_path / "run"
+    run_cli(["train.py", "model=colorizer_l1", "data=photos", "data.image_size=32", "debug=limit",
+             "trainer.max_epochs=1", "logger=csv", "test=false", f"hydra.run.dir={run}"])
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    gray = Image.fromarray(camera()).resize((100, 75))  # mode "L": a true black-and-white photograph
+    gray.save(photos / "camera.png")
+    Image.fromarray(camera()[:40, :50]).convert("P").save(photos / "palette.gif")
+    (photos / "notes.txt").write_text("not an image")
+    out = tmp_path / "out"
+    run_cli(["colorize.py", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", f"input={photos}",
+             "sheet_height=64", f"hydra.run.dir={out}"])
+    colour = Image.open(out / "camera_color.png")
+    assert colour.mode == "RGB" and colour.size == (100, 75)  # any size: padded for the U-Net, cropped back
+    assert Image.open(out / "palette_color.png").size == (50, 40)
+    sheet = Image.open(out / "sheet.png")
+    assert sheet.size[1] == 2 * 64  # one row per image
+
+
+def test_colorize_bad_inputs(tmp_path):
+    from colorize import input_images
+    from datamodules.image_files import decode_image
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no image files"):
+        input_images(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        input_images(tmp_path / "missing.png")
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not a png at all")
+    with pytest.raises(ValueError, match="broken.png"):
+        decode_image(bad, channels=3)

@@ -195,7 +195,7 @@ def test_evaluate_checkpoint_writes_samples(tmp_path):
 
 
 def test_evaluate_without_run_config_is_a_clear_error(tmp_path):
-    from evaluate import find_run_config
+    from utils.checkpoints import find_run_config
 
     ckpt = tmp_path / "model.ckpt"
     ckpt.write_bytes(b"not a checkpoint")

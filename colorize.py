@@ -1,0 +1,122 @@
+"""Colorize grayscale photographs with a trained colorizer (Fabbri et al. 2017):
+``python colorize.py ckpt_path=<run>/checkpoints/last.ckpt input=<image file or folder>``.
+
+Each image is read with Pillow as RGB (palette and gray images are converted; an alpha channel is
+dropped); only its lightness L is used, so a colour photograph is treated as its grayscale version.
+Images of any size are padded (replicating the border) to the multiple of ``2**depth`` the U-Net needs
+and cropped back. Writes ``<name>_color.png`` per image and ``sheet.png`` (gray | colour) atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("GENFORGE_ROOT", str(Path(__file__).resolve().parent))
+if os.environ["GENFORGE_ROOT"] not in sys.path:
+    sys.path.insert(0, os.environ["GENFORGE_ROOT"])
+
+import hydra
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig
+
+from utils.config import register_resolvers
+
+register_resolvers()
+log = logging.getLogger("genforge")
+
+
+def input_images(path: Path) -> list[Path]:
+    """The image files to colorize: ``path`` itself, or the image files in the folder ``path`` (sorted).
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist or a folder holds no image file.
+    """
+    from datamodules.image_files import is_image_file
+
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise FileNotFoundError(f"input={path} does not exist; give an image file or a folder of images")
+    files = sorted(p for p in path.iterdir() if p.is_file() and is_image_file(p))
+    if not files:
+        raise FileNotFoundError(f"input={path} holds no image files (jpg, png, bmp, webp, gif, tif)")
+    return files
+
+
+@torch.no_grad()
+def colorize_image(model, image: torch.Tensor) -> torch.Tensor:
+    """Colorize one RGB image ``(3, H, W)`` in ``[-1, 1]`` of any size; returns ``(3, H, W)`` in ``[-1, 1]``.
+
+    The image is padded (border replicated) up to the generator's multiple (``2**depth`` of a U-Net)
+    and the result cropped back to ``H x W``.
+    """
+    multiple = getattr(model.generator, "multiple", 1)
+    h, w = image.shape[-2:]
+    pad_h, pad_w = (-h) % multiple, (-w) % multiple
+    padded = F.pad(image[None], (0, pad_w, 0, pad_h), mode="replicate")
+    return model.colorize_rgb(padded)[0, :, :h, :w]
+
+
+def side_by_side(pairs: list[tuple[torch.Tensor, torch.Tensor]], height: int) -> torch.Tensor:
+    """A uint8 sheet ``(3, H, W)``: one row per (gray, colour) pair, each resized to ``height`` pixels high."""
+    from datamodules.transforms import to_uint8
+
+    rows = []
+    for gray, colour in pairs:
+        scale = height / gray.shape[-2]
+        size = (height, max(1, round(gray.shape[-1] * scale)))
+        resized = [F.interpolate(x[None], size=size, mode="bilinear", antialias=True, align_corners=False)[0]
+                   for x in (gray, colour)]
+        rows.append(torch.cat(resized, dim=-1))
+    width = max(r.shape[-1] for r in rows)
+    rows = [F.pad(r, (0, width - r.shape[-1]), value=1.0) for r in rows]
+    return to_uint8(torch.cat(rows, dim=-2))
+
+
+def colorize(cfg: DictConfig) -> list[Path]:
+    """Colorize ``cfg.input`` with the checkpoint ``cfg.ckpt_path``; returns the written colour PNGs.
+
+    Raises:
+        FileNotFoundError: a missing checkpoint, run config or input.
+        ValueError: an unreadable image (names the file), or a checkpoint of a method that does not
+            colorize.
+    """
+    from datamodules.image_files import decode_image
+    from datamodules.lab import lab_scaled_to_rgb, rgb_to_lab_scaled
+    from datamodules.transforms import to_signed, to_uint8
+    from utils.checkpoints import load_run
+    from utils.images import save_png
+
+    model, _ = load_run(cfg.ckpt_path, cfg.get("run_config"), cfg.get("run"), cfg.paths)
+    if not hasattr(model, "colorize_rgb"):
+        raise ValueError(f"ckpt_path={cfg.ckpt_path} is a {type(model).__name__}, not a colorizer "
+                         "(train one with model=colorizer_*)")
+    out_dir = Path(cfg.paths.output_dir)
+    written, pairs = [], []
+    for path in input_images(Path(cfg.input)):
+        rgb = to_signed(decode_image(path, channels=3))
+        lightness, ab = rgb_to_lab_scaled(rgb[None])
+        if ab.abs().max() > 0.02:
+            log.info(f"{path} is a colour image: colorizing its lightness only")
+        colour = colorize_image(model, rgb)
+        gray = lab_scaled_to_rgb(lightness, torch.zeros_like(ab))[0]
+        written.append(save_png(to_uint8(colour), out_dir / f"{path.stem}_color.png"))
+        pairs.append((gray, colour))
+    save_png(side_by_side(pairs, cfg.sheet_height), out_dir / "sheet.png")
+    log.info(f"wrote {len(written)} colour images and sheet.png to {out_dir}")
+    return written
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="colorize")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point of :func:`colorize`."""
+    for path in colorize(cfg):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()
