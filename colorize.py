@@ -1,5 +1,5 @@
 """Colorize grayscale photographs with a trained colorizer (Fabbri et al. 2017):
-``python colorize.py ckpt_path=<run>/checkpoints/last.ckpt input=<image file or folder>``.
+``python colorize.py ckpt_path=<run>/checkpoints/last.ckpt input=<image file, folder or skimage:camera>``.
 
 Each image is read with Pillow as RGB (palette and gray images are converted; an alpha channel is
 dropped); only its lightness L is used, so a colour photograph is treated as its grayscale version.
@@ -47,6 +47,31 @@ def input_images(path: Path) -> list[Path]:
     return files
 
 
+def read_inputs(spec: str) -> list[tuple[str, torch.Tensor]]:
+    """``(name, uint8 RGB (3, H, W))`` for each input: an image file, a folder of them, or
+    ``skimage:<name>`` for a photograph bundled with scikit-image (e.g. ``skimage:camera``, a true
+    black-and-white photo).
+
+    Raises:
+        FileNotFoundError: a missing path, or a folder with no image files.
+        ValueError: an unreadable image (names the file), or an unknown scikit-image photo.
+    """
+    from datamodules.image_files import decode_image
+
+    if spec.startswith("skimage:"):
+        import numpy as np
+        import skimage.data
+
+        name = spec.split(":", 1)[1]
+        loader = getattr(skimage.data, name, None)
+        if loader is None or not callable(loader):
+            raise ValueError(f"input={spec}: scikit-image has no photo named {name!r} (try skimage:camera)")
+        array = np.asarray(loader())
+        array = np.repeat(array[..., None], 3, axis=2) if array.ndim == 2 else array[..., :3]
+        return [(name, torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).to(torch.uint8))]
+    return [(path.stem, decode_image(path, channels=3)) for path in input_images(Path(spec))]
+
+
 @torch.no_grad()
 def colorize_image(model, image: torch.Tensor) -> torch.Tensor:
     """Colorize one RGB image ``(3, H, W)`` in ``[-1, 1]`` of any size; returns ``(3, H, W)`` in ``[-1, 1]``.
@@ -85,7 +110,6 @@ def colorize(cfg: DictConfig) -> list[Path]:
         ValueError: an unreadable image (names the file), or a checkpoint of a method that does not
             colorize.
     """
-    from datamodules.image_files import decode_image
     from datamodules.lab import lab_scaled_to_rgb, rgb_to_lab_scaled
     from datamodules.transforms import to_signed, to_uint8
     from utils.checkpoints import load_run
@@ -97,14 +121,14 @@ def colorize(cfg: DictConfig) -> list[Path]:
                          "(train one with model=colorizer_*)")
     out_dir = Path(cfg.paths.output_dir)
     written, pairs = [], []
-    for path in input_images(Path(cfg.input)):
-        rgb = to_signed(decode_image(path, channels=3))
+    for name, pixels in read_inputs(str(cfg.input)):
+        rgb = to_signed(pixels)
         lightness, ab = rgb_to_lab_scaled(rgb[None])
         if ab.abs().max() > 0.02:
-            log.info(f"{path} is a colour image: colorizing its lightness only")
+            log.info(f"{name} is a colour image: colorizing its lightness only")
         colour = colorize_image(model, rgb)
         gray = lab_scaled_to_rgb(lightness, torch.zeros_like(ab))[0]
-        written.append(save_png(to_uint8(colour), out_dir / f"{path.stem}_color.png"))
+        written.append(save_png(to_uint8(colour), out_dir / f"{name}_color.png"))
         pairs.append((gray, colour))
     save_png(side_by_side(pairs, cfg.sheet_height), out_dir / "sheet.png")
     log.info(f"wrote {len(written)} colour images and sheet.png to {out_dir}")

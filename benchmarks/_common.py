@@ -27,6 +27,36 @@ def compose(overrides: list[str], output_dir: Path):
     return cfg
 
 
+def last_values(metrics_csv: Path) -> dict[str, float]:
+    """The last logged value of every column of a Lightning ``metrics.csv``."""
+    import csv
+
+    values: dict[str, float] = {}
+    with open(metrics_csv) as f:
+        for row in csv.DictReader(f):
+            values.update({k: float(v) for k, v in row.items() if v not in ("", None)})
+    return values
+
+
+def train_run(overrides: list[str], run_dir: Path) -> tuple[dict[str, float] | None, float]:
+    """Run ``python train.py <overrides> logger=csv`` into ``run_dir`` (W&B offline); returns the last value
+    of every logged metric (``None`` if the run failed, its stderr printed) and the wall time in seconds."""
+    import shutil
+    import subprocess
+    import time
+
+    shutil.rmtree(run_dir, ignore_errors=True)
+    cmd = [sys.executable, "train.py", *overrides, "logger=csv", f"hydra.run.dir={run_dir}"]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False,
+                          env=dict(os.environ, WANDB_MODE="offline"))
+    seconds = time.perf_counter() - start
+    if proc.returncode:
+        print(f"{' '.join(overrides)}: train.py failed\n{proc.stderr[-2000:]}", file=sys.stderr)
+        return None, seconds
+    return last_values(run_dir / "csv" / "metrics.csv"), seconds
+
+
 def markdown_table(header: list[str], rows: list[list[object]]) -> str:
     """A GitHub markdown table."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

@@ -12,26 +12,11 @@ to ``docs/results/<method>.png`` for the README.
 from __future__ import annotations
 
 import argparse
-import csv
-import os
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-from _common import ROOT, markdown_table
-
-COLUMNS = ("test/fid", "test/kid_mean", "test/parzen_ll", "test/parzen_ll_se")
-
-
-def last_values(metrics_csv: Path) -> dict[str, float]:
-    """The last logged value of every column of a Lightning ``metrics.csv``."""
-    values: dict[str, float] = {}
-    with open(metrics_csv) as f:
-        for row in csv.DictReader(f):
-            values.update({k: float(v) for k, v in row.items() if v not in ("", None)})
-    return values
+from _common import ROOT, markdown_table, train_run
 
 
 def main() -> None:
@@ -45,18 +30,10 @@ def main() -> None:
     rows = []
     for method in args.methods:
         run_dir = args.out / method
-        shutil.rmtree(run_dir, ignore_errors=True)
-        cmd = [sys.executable, "train.py", f"model={method}", "data=mnist5k", f"trainer.max_epochs={args.epochs}",
-               "logger=csv", f"hydra.run.dir={run_dir}"]
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False,
-                              env=dict(os.environ, WANDB_MODE="offline"))
-        seconds = time.perf_counter() - start
-        if proc.returncode:
-            print(f"{method}: train.py failed\n{proc.stderr[-2000:]}", file=sys.stderr)
+        m, seconds = train_run([f"model={method}", "data=mnist5k", f"trainer.max_epochs={args.epochs}"], run_dir)
+        if m is None:
             rows.append([method, "failed", "", "", "", f"{seconds:.0f}"])
             continue
-        m = last_values(run_dir / "csv" / "metrics.csv")
         grid = run_dir / "samples" / f"samples_epoch_{args.epochs - 1:03d}.png"
         shutil.copyfile(grid, args.pictures / f"{method}.png")
         best = sorted((run_dir / "checkpoints").glob("epoch_*.ckpt"))

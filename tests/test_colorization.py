@@ -83,6 +83,11 @@ def test_colorize_command_on_a_true_grayscale_photo(tmp_path):
     assert Image.open(out / "palette_color.png").size == (50, 40)
     sheet = Image.open(out / "sheet.png")
     assert sheet.size[1] == 2 * 64  # one row per image
+    # the README's command: scikit-image's camera (512x512 grayscale) by name
+    out = tmp_path / "camera"
+    run_cli(["colorize.py", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "input=skimage:camera",
+             f"hydra.run.dir={out}"])
+    assert Image.open(out / "camera_color.png").size == (512, 512)
 
 
 def test_colorize_bad_inputs(tmp_path):
@@ -98,3 +103,7 @@ def test_colorize_bad_inputs(tmp_path):
     bad.write_bytes(b"not a png at all")
     with pytest.raises(ValueError, match="broken.png"):
         decode_image(bad, channels=3)
+    from colorize import read_inputs
+
+    with pytest.raises(ValueError, match="no photo named"):
+        read_inputs("skimage:no_such_photo")
