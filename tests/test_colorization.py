@@ -74,6 +74,7 @@ def test_colorize_command_on_a_true_grayscale_photo(tmp_path):
     gray = Image.fromarray(camera()).resize((100, 75))  # mode "L": a true black-and-white photograph
     gray.save(photos / "camera.png")
     Image.fromarray(camera()[:40, :50]).convert("P").save(photos / "palette.gif")
+    Image.fromarray(camera()[:30, :20]).convert("RGBA").save(photos / "alpha.png")  # alpha is dropped
     (photos / "notes.txt").write_text("not an image")
     out = tmp_path / "out"
     run_cli(["colorize.py", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", f"input={photos}",
@@ -81,8 +82,9 @@ def test_colorize_command_on_a_true_grayscale_photo(tmp_path):
     colour = Image.open(out / "camera_color.png")
     assert colour.mode == "RGB" and colour.size == (100, 75)  # any size: padded for the U-Net, cropped back
     assert Image.open(out / "palette_color.png").size == (50, 40)
+    assert Image.open(out / "alpha_color.png").size == (20, 30)  # smaller than the U-Net's 32: padded
     sheet = Image.open(out / "sheet.png")
-    assert sheet.size[1] == 2 * 64  # one row per image
+    assert sheet.size[1] == 3 * 64  # one row per image
     # the README's command: scikit-image's camera (512x512 grayscale) by name
     out = tmp_path / "camera"
     run_cli(["colorize.py", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "input=skimage:camera",
