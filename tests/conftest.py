@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ["GENFORGE_ROOT"] = str(ROOT)
@@ -36,3 +37,14 @@ def session_dirs(tmp_path_factory):
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """One intra-op thread for a test module of small networks: on a shared 2-core machine two OpenMP
+    threads per process thrash (measured 10 s vs 66 s for one mnist5k epoch under load). Use it with
+    ``pytestmark = pytest.mark.usefixtures("single_thread")``."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -12,13 +12,7 @@ from lightning_modules.networks.unet import UNetGenerator, unet_depth
 WIDTH = 8  # small base width keeps the tests fast; geometry does not depend on it
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny convolutions are faster on one thread; intra-op threads oversubscribe a busy 2-core box."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def small_unet(**kwargs) -> UNetGenerator:

@@ -30,14 +30,7 @@ from metrics.parzen import (
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine, two OpenMP threads per process thrash on these
-    small networks (measured 10 s vs 66 s for one mnist5k epoch under load)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 # ============================================================================================= Parzen

@@ -21,13 +21,7 @@ BATCH = 3
 K = 4  # conditioning width in conditional tests
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny convolutions are faster on one thread; intra-op threads oversubscribe a busy 2-core box."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def small_generators(channels: int, image_size: int, num_classes: int) -> dict[str, nn.Module]:
