@@ -64,6 +64,11 @@ class EpochImageCallback(Callback):
         """Return a uint8 ``(C, H, W)`` grid."""
         raise NotImplementedError
 
+    def renders(self, pl_module: LightningModule) -> list[tuple[str, str, torch.Tensor]]:
+        """``(key, file prefix, uint8 (C, H, W) grid)`` of each image of this epoch (default: one,
+        :meth:`render`'s, under :attr:`key` and :attr:`prefix`)."""
+        return [(self.key, self.prefix, self.render(pl_module))]
+
     @rank_zero_only
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if (trainer.current_epoch + 1) % self.every_n_epochs or not self.applies(pl_module):
@@ -72,11 +77,12 @@ class EpochImageCallback(Callback):
         pl_module.eval()
         try:
             with torch.no_grad():
-                grid = self.render(pl_module)
+                images = self.renders(pl_module)
         finally:
             pl_module.train(was_training)
-        self.last_path = save_png(grid, self.dirpath / f"{self.prefix}_epoch_{trainer.current_epoch:03d}.png")
-        log_image(trainer, self.key, grid)
+        for key, prefix, grid in images:
+            self.last_path = save_png(grid, self.dirpath / f"{prefix}_epoch_{trainer.current_epoch:03d}.png")
+            log_image(trainer, key, grid)
 
 
 class SampleGrid(EpochImageCallback):

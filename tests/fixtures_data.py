@@ -220,3 +220,99 @@ def listing(folder: Path) -> list[tuple[str, int, int]]:
     """Every file below ``folder`` with its size and mtime, to prove a reader wrote nothing."""
     return sorted((str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)
                   for p in folder.rglob("*"))
+
+
+# ----------------------------------------------------------------------------------------------- factor datasets
+
+
+def stripe_image(codes: list[int], size: int = 40, border: int = 4, alpha: bool = False) -> Image.Image:
+    """A gray image whose pixels encode factor values: a white border of ``border`` pixels (the background)
+    around ``len(codes)`` vertical stripes of gray levels ``codes``. With ``alpha`` it is RGBA and the border
+    is transparent black, as in renders that carry alpha."""
+    inner = size - 2 * border
+    width = inner // len(codes)
+    array = np.full((size, size), 255, dtype=np.uint8)
+    for j, code in enumerate(codes):
+        right = border + inner if j == len(codes) - 1 else border + (j + 1) * width
+        array[border : border + inner, border + j * width : right] = code
+    if not alpha:
+        return Image.fromarray(array, "L").convert("RGB")
+    rgba = np.zeros((size, size, 4), dtype=np.uint8)
+    rgba[..., :3], rgba[..., 3] = array[..., None], 255
+    rgba[:border], rgba[-border:], rgba[:, :border], rgba[:, -border:] = 0, 0, 0, 0
+    return Image.fromarray(rgba, "RGBA")
+
+
+def stripe_codes(image: np.ndarray, count: int, inner: int = 32) -> list[int]:
+    """Read back the ``count`` stripe codes of a uint8 ``(H, W)`` image of :func:`stripe_image`, cropped to
+    its ``inner`` square (the border removed)."""
+    width = inner // count
+    return [int(image[inner // 2, j * width + width // 2]) for j in range(count)]
+
+
+CHAIR_AZIMUTHS = (0, 116, 232, 348)
+CHAIR_ELEVATIONS = (20, 30)
+
+
+def chair_codes(azimuth: int, elevation: int, identity: int) -> list[int]:
+    """Gray levels that encode a chair render's azimuth, elevation (degrees) and identity."""
+    return [azimuth // 2, 4 * elevation, 10 * identity + 5]
+
+
+def write_chairs(root: Path, n_chairs: int = 8, size: int = 40, alpha: bool = False) -> dict:
+    """Write the ``rendered_chairs/`` layout of Aubry et al. 2014 into ``root``:
+    ``<chair>/renders/image_NNN_pPPP_tTTT_r096.png`` for :data:`CHAIR_AZIMUTHS` x :data:`CHAIR_ELEVATIONS`,
+    chair folders named by hashes (so their sorted order is not the writing order), plus the top-level
+    ``all_chair_names.mat`` and a hidden ``.DS_Store`` in a renders folder. Each render is a
+    :func:`stripe_image` of :func:`chair_codes` (identity = index among the sorted chair names)."""
+    names = sorted(f"{(c * 2654435761) % 16 ** 8:08x}{c:024x}" for c in range(1, n_chairs + 1))
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "all_chair_names.mat").write_bytes(b"MATLAB 5.0 MAT-file placeholder")
+    renders = []
+    for identity, name in enumerate(names):
+        folder = root / name / "renders"
+        folder.mkdir(parents=True, exist_ok=True)
+        view = 0
+        for elevation in CHAIR_ELEVATIONS:
+            for azimuth in CHAIR_AZIMUTHS:
+                path = folder / f"image_{view:03d}_p{elevation:03d}_t{azimuth:03d}_r096.png"
+                stripe_image(chair_codes(azimuth, elevation, identity), size, alpha=alpha).save(path)
+                renders.append((path, azimuth, elevation, identity))
+                view += 1
+    (root / names[0] / "renders" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    return {"chairs": names, "renders": renders}
+
+
+def factor_codes(values: list[float]) -> list[int]:
+    """Gray levels that encode factor values ``[..., identity]``: ``100 + 100 x`` for a factor in [-1, 1],
+    ``10 identity + 5`` for the last (the identity)."""
+    return [100 + round(100 * v) for v in values[:-1]] + [10 * int(values[-1]) + 5]
+
+
+def write_factor_folder(root: Path, identities: int = 6, azimuths=(-0.5, 0.0, 0.5), elevations=(0.0, 0.3),
+                        lights=(0.0, 0.2), size: int = 40, csv: str = "factors.csv",
+                        extra_columns: dict | None = None) -> dict:
+    """Write ``root/faces/<id>/a<az>_e<el>_l<light>.png`` (a :func:`stripe_image` of :func:`factor_codes`
+    of ``[azimuth, elevation, light, identity]``) for every combination, and ``root/<csv>`` with the header
+    ``file,azimuth,elevation,light,identity`` plus ``extra_columns`` (name -> function of the row dict giving
+    the value). Returns ``{"csv": path, "rows": [row dict, ...]}`` in CSV order."""
+    rows = []
+    for identity in range(identities):
+        folder = root / "faces" / f"{identity:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for azimuth in azimuths:
+            for elevation in elevations:
+                for light in lights:
+                    file = f"faces/{identity:03d}/a{azimuth:+.2f}_e{elevation:.2f}_l{light:.2f}.png"
+                    values = [azimuth, elevation, light, identity]
+                    stripe_image(factor_codes(values), size).save(root / file)
+                    rows.append({"file": file, "azimuth": azimuth, "elevation": elevation, "light": light,
+                                 "identity": identity})
+    extra = extra_columns or {}
+    header = ["file", "azimuth", "elevation", "light", "identity", *extra]
+    lines = [",".join(header)]
+    for row in rows:
+        row.update({name: fn(row) for name, fn in extra.items()})
+        lines.append(",".join(str(row[h]) for h in header))
+    (root / csv).write_text("\n".join(lines) + "\n")
+    return {"csv": root / csv, "rows": rows}

@@ -1,0 +1,202 @@
+"""DC-IGN: clamping and replaced gradients, the batch-type ratio, the networks, the disentanglement
+metrics, the faces3d batches, and the presets end to end under debug=fdr."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from datamodules.factor_batches import batch_type_schedule
+from lightning_modules.dcign import default_latent_groups
+from lightning_modules.invariance import clamp_inactive
+from lightning_modules.networks.dcign import DCIGNDecoder, DCIGNEncoder, pooled_sizes
+from metrics.disentanglement import (
+    correlation_scores,
+    largest_variance_latent,
+    swap_latents,
+    within_batch_variance,
+)
+from tests.hydra_helpers import run_train
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+FACES = ["data=faces3d", "data.image_size=32", "data.train_batches=4", "data.val_batches=4",
+         "data.test_batches=8", "data.train_identities=30", "data.val_identities=20", "data.test_identities=20",
+         "model.encoder.widths=[8,8,8]", "model.encoder.latent_dim=16"]
+
+
+# ---------------------------------------------------------------------- clamping, replaced gradients
+def _clamp_with_grad(mode: str):
+    z = torch.tensor([[1.0, 2.0, -1.0], [3.0, 6.0, 5.0]], requires_grad=True)
+    active = torch.tensor([True, False, False])
+    out = clamp_inactive(z, active, lam=0.01, mode=mode)
+    upstream = torch.tensor([[0.5, 7.0, 3.0], [-1.0, 9.0, 4.0]])
+    out.backward(upstream)
+    return out.detach(), z.grad
+
+
+def test_clamp_to_batch_mean_and_replaced_gradient_by_hand():
+    out, grad = _clamp_with_grad("mean")
+    # inactive columns replaced by their batch means (4, 2); the active column passes
+    assert torch.equal(out, torch.tensor([[1.0, 4.0, 2.0], [3.0, 4.0, 2.0]]))
+    # active: the upstream gradient; inactive: lambda * (z - mean), the upstream 7, 9, 3, 4 discarded
+    expected = torch.tensor([[0.5, 0.01 * (2 - 4), 0.01 * (-1 - 2)], [-1.0, 0.01 * (6 - 4), 0.01 * (5 - 2)]])
+    torch.testing.assert_close(grad, expected)
+
+
+def test_reference_code_variant_clamps_to_first_sample_with_zero_gradient():
+    out, grad = _clamp_with_grad("first")
+    assert torch.equal(out, torch.tensor([[1.0, 2.0, -1.0], [3.0, 2.0, -1.0]]))
+    assert torch.equal(grad, torch.tensor([[0.5, 0.0, 0.0], [-1.0, 0.0, 0.0]]))
+
+
+def test_clamp_rejects_bad_arguments():
+    z = torch.zeros(4, 3)
+    with pytest.raises(ValueError, match="model.clamp"):
+        clamp_inactive(z, torch.ones(3, dtype=torch.bool), mode="median")
+    with pytest.raises(ValueError, match="bool mask of shape"):
+        clamp_inactive(z, torch.ones(2, dtype=torch.bool))
+
+
+def test_module_decoder_sees_clamped_code_and_encoder_gets_replaced_gradient():
+    from lightning_modules.dcign import DCIGNModule
+
+    torch.manual_seed(0)
+    encoder, decoder = DCIGNEncoder(16, 1, 6, (4, 4)), DCIGNDecoder(16, 1, 6, (4, 4))
+    module = DCIGNModule(encoder, decoder, optimizer=None, batch_types=["azimuth", "intrinsic"],
+                         factor_names=["azimuth", "identity"], latent_groups=None)
+    seen = {}
+    decoder.register_forward_pre_hook(lambda m, args: seen.setdefault("z", args[0].detach().clone()))
+    images = torch.rand(5, 1, 16, 16) * 2 - 1
+    module.elbo_terms(images, torch.tensor(0))
+    z = seen["z"]
+    assert not torch.allclose(z[:, 0], z[0, 0].expand(5))  # azimuth latent varies
+    assert torch.allclose(z[:, 1:], z[:1, 1:].expand(5, -1))  # all intrinsic latents equal their mean
+    # the baseline (no batch type) decodes the raw sample
+    module.hparams.invariance = False
+    seen.clear()
+    module.elbo_terms(images, torch.tensor(0))
+    assert not torch.allclose(seen["z"][:, 1:], seen["z"][:1, 1:].expand(5, -1))
+
+
+def test_default_latent_groups_follow_the_paper():
+    groups = default_latent_groups(["azimuth", "elevation", "light", "intrinsic"], 200)
+    assert groups == {"azimuth": [0, 1], "elevation": [1, 2], "light": [2, 3], "intrinsic": [3, 200]}
+    assert default_latent_groups(["azimuth", "intrinsic"], 10) == {"azimuth": [0, 1], "intrinsic": [1, 10]}
+
+
+# ---------------------------------------------------------------------- batch types
+def test_batch_type_ratio_over_many_draws():
+    n = 130_000
+    types = batch_type_schedule(n, [1, 1, 1, 10], seed=3)
+    freq = torch.bincount(types, minlength=4).double() / n
+    # binomial standard error ~0.0007 at p = 1/13: 6 standard errors
+    torch.testing.assert_close(freq, torch.tensor([1, 1, 1, 10], dtype=torch.float64) / 13, atol=0.005, rtol=0)
+    assert torch.equal(types, batch_type_schedule(n, [1, 1, 1, 10], seed=3))
+    assert not torch.equal(types, batch_type_schedule(n, [1, 1, 1, 10], seed=4))
+    with pytest.raises(ValueError, match="data.batch_ratio"):
+        batch_type_schedule(5, [1, -1], seed=0)
+
+
+def test_faces3d_batches_vary_one_factor_with_disjoint_identities():
+    from datamodules.faces3d import Faces3DDataModule
+
+    dm = Faces3DDataModule(batch_size=6, image_size=32, batch_types=["azimuth", "elevation", "light", "intrinsic"],
+                           batch_ratio=[1, 1, 1, 1], train_batches=40, val_batches=8, test_batches=8,
+                           train_identities=20, val_identities=8, test_identities=8)
+    heads = {}
+    seen_types = set()
+    for split in ("train", "val", "test"):
+        ds = dm.dataset(split)
+        heads[split] = set()
+        for i in range(len(ds)):
+            images, factors, kind = ds[i]
+            assert images.shape == (6, 1, 32, 32) and -1 <= images.min() and images.max() <= 1
+            kind = int(kind)
+            seen_types.add(kind)
+            changing = [j for j in range(4) if (factors[:, j] != factors[0, j]).any()]
+            assert changing == [3 if kind == 3 else kind], (split, i, changing)
+            heads[split] |= set(factors[:, 3].long().tolist())
+    assert seen_types == {0, 1, 2, 3}
+    assert not heads["train"] & heads["val"] and not heads["train"] & heads["test"] and not heads["val"] & heads["test"]
+    # the same batch in a fresh DataModule: deterministic
+    again = Faces3DDataModule(batch_size=6, image_size=32, batch_types=["azimuth", "elevation", "light", "intrinsic"],
+                              batch_ratio=[1, 1, 1, 1], train_batches=40, val_batches=8, test_batches=8,
+                              train_identities=20, val_identities=8, test_identities=8)
+    assert torch.equal(again.dataset("train")[5][0], dm.dataset("train")[5][0])
+
+
+def test_faces3d_rejects_other_factor_names():
+    from datamodules.faces3d import Faces3DDataModule
+
+    with pytest.raises(ValueError, match="data.factor_names of faces3d"):
+        Faces3DDataModule(factor_names=["azimuth", "identity"], batch_types=["azimuth"], batch_ratio=[1])
+
+
+# ---------------------------------------------------------------------- networks
+@pytest.mark.parametrize("size,sizes", [(150, (150, 75, 38, 19)), (64, (64, 32, 16, 8))])
+def test_encoder_decoder_shapes_at_paper_and_small_size(size, sizes):
+    assert pooled_sizes(size, 3) == sizes
+    encoder, decoder = DCIGNEncoder(size, 1, 200, (6, 5, 4)), DCIGNDecoder(size, 1, 200, (6, 5, 4))
+    mu, logvar = encoder(torch.rand(2, 1, size, size))
+    assert mu.shape == logvar.shape == (2, 200)
+    out = decoder(mu)
+    assert out.shape == (2, 1, size, size) and 0 <= out.min() and out.max() <= 1
+    with pytest.raises(ValueError, match=f"expected images of shape \\(B, 1, {size}, {size}\\)"):
+        encoder(torch.rand(2, 1, size + 1, size))
+
+
+# ---------------------------------------------------------------------- metrics
+def test_correlation_scores_on_known_relations():
+    truth = torch.linspace(-1.2, 1.2, 50)
+    scores = correlation_scores(2 * truth + 1, truth)
+    assert scores["pearson"] == pytest.approx(1.0) and scores["spearman"] == pytest.approx(1.0)
+    assert scores["r2"] == pytest.approx(1.0)
+    scores = correlation_scores(-truth.pow(3), truth)
+    assert scores["spearman"] == pytest.approx(-1.0)
+    # Pearson of x and -x^3 on a symmetric grid, by numpy's formula; R^2 of a line is r^2
+    import numpy as np
+
+    r = np.corrcoef(-truth.double().numpy() ** 3, truth.double().numpy())[0, 1]
+    assert scores["pearson"] == pytest.approx(r, abs=1e-6) and scores["r2"] == pytest.approx(r**2, abs=1e-6)
+    assert correlation_scores(torch.zeros(10), truth[:10]) == {"pearson": 0.0, "spearman": 0.0, "r2": 0.0}
+
+
+def test_within_batch_variance_and_largest_variance_latent_by_hand():
+    a = torch.tensor([[0.0, 1.0, 5.0], [2.0, 1.0, 5.0]])  # variances 1, 0, 0
+    b = torch.tensor([[0.0, 0.0, 1.0], [0.0, 4.0, 3.0]])  # variances 0, 4, 1
+    assert within_batch_variance([a, b], torch.tensor([False, True, True])) == pytest.approx((0 + 0 + 4 + 1) / 4)
+    assert largest_variance_latent([a, b]) == 1  # means 0.5, 2, 0.5
+
+
+def test_swap_latents_takes_the_view_latent_from_each_target():
+    codes = torch.tensor([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0]])
+    swapped = swap_latents(codes, torch.tensor([True, False]))
+    assert torch.equal(swapped, torch.tensor([[2.0, 10.0], [3.0, 10.0]]))
+
+
+# ---------------------------------------------------------------------- end to end
+@pytest.mark.parametrize("preset", ["dcign", "dcign_baseline"])
+def test_presets_fast_dev_run_on_faces3d(preset, tmp_path):
+    metrics = run_train([f"model={preset}", *FACES, "debug=fdr", "logger=csv", "data.eval_batch_ratio=[1,0,0,0]"],
+                        tmp_path)
+    for key in ("train/loss", "val/loss", "test/loss", "test/recon_mse", "test/pearson/azimuth",
+                "test/spearman/azimuth", "test/r2/azimuth", "test/invariance/azimuth", "test/novel_view_mse"):
+        assert key in metrics and torch.isfinite(torch.tensor(metrics[key])), (key, sorted(metrics))
+    assert 0 < metrics["test/recon_mse"] < 1
+    names = sorted(p.name for p in (tmp_path / "samples").glob("*.png"))
+    assert names == [f"traversal_{f}_epoch_000.png" for f in ("azimuth", "elevation", "light")]
+    assert (tmp_path / "plots" / "scatter_azimuth.png").is_file()
+
+
+def test_reference_clamp_and_gaussian_likelihood_train(tmp_path):
+    metrics = run_train(["model=dcign", *FACES, "debug=fdr", "logger=csv", "model.clamp=first",
+                         "model.likelihood=gaussian",
+                         ("model.latent_groups={azimuth:[0,2],elevation:[2,3],light:[3,4],intrinsic:[4,16]}")], tmp_path)
+    assert torch.isfinite(torch.tensor(metrics["train/loss"]))
+
+
+def test_latent_group_outside_the_code_is_a_clear_error(tmp_path):
+    with pytest.raises(Exception, match="model.latent_groups.intrinsic"):
+        run_train(["model=dcign", *FACES, "debug=fdr", "logger=csv",
+                   "model.latent_groups={azimuth:[0,1],elevation:[1,2],light:[2,3],intrinsic:[3,17]}"], tmp_path)
