@@ -2,7 +2,8 @@
 
 Rebuilds the model and data of the training run from its saved config (``<run>/.hydra/config.yaml``),
 loads the checkpoint's weights (``torch.load(weights_only=True)``), writes ``num_samples`` generated
-images as PNG files plus a grid, tests (FID/KID, Parzen log-likelihood) and saves ``metrics.json``.
+images as PNG files plus a grid (methods that sample), tests (FID/KID, Parzen log-likelihood; DC-IGN's
+correlations, invariance and novel views with its scatter plots) and saves ``metrics.json``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from utils.config import register_resolvers
 register_resolvers()
 log = logging.getLogger("genforge")
 
-EVALUATION_CALLBACKS = ("evaluation", "parzen")
+EVALUATION_CALLBACKS = ("evaluation", "parzen", "factor_scatter")
 
 
 def write_samples(model, num_samples: int, out_dir: Path, seed: int, batch_size: int = 256) -> list[Path]:
@@ -56,8 +57,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     pl.seed_everything(cfg.seed, workers=True)
     model, run_cfg = load_run(ckpt_path, cfg.get("run_config"), cfg.get("run"), cfg.paths)
     out_dir = Path(cfg.paths.output_dir)
-    paths = write_samples(model, cfg.num_samples, out_dir / "samples", cfg.seed)
-    log.info(f"wrote {len(paths)} samples to {out_dir / 'samples'}")
+    if hasattr(model, "sample"):  # generative samplers; DC-IGN and colorization have none
+        paths = write_samples(model, cfg.num_samples, out_dir / "samples", cfg.seed)
+        log.info(f"wrote {len(paths)} samples to {out_dir / 'samples'}")
     metrics: dict[str, float] = {}
     if cfg.test:
         run_callbacks = OmegaConf.to_container(run_cfg.callbacks, resolve=True) if run_cfg.get("callbacks") else {}

@@ -100,6 +100,10 @@ class DCIGNModule(LightningModule):
                  likelihood: str = "bernoulli", gaussian_sigma: float = 0.1, kl_weight: float = 1.0,
                  monitor: str = "val/loss", scheduler: Callable | None = None) -> None:
         super().__init__()
+        # plain lists (not Hydra's ListConfig) so the checkpoint's hyper-parameters load with weights_only
+        batch_types, factor_names = [str(t) for t in batch_types], [str(f) for f in factor_names]
+        if latent_groups is not None:
+            latent_groups = {str(k): [int(v) for v in g] for k, g in latent_groups.items()}
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"model.likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
         if clamp not in CLAMP_MODES:

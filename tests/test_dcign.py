@@ -200,3 +200,26 @@ def test_latent_group_outside_the_code_is_a_clear_error(tmp_path):
     with pytest.raises(Exception, match="model.latent_groups.intrinsic"):
         run_train(["model=dcign", *FACES, "debug=fdr", "logger=csv",
                    "model.latent_groups={azimuth:[0,1],elevation:[1,2],light:[2,3],intrinsic:[3,17]}"], tmp_path)
+
+
+def test_checkpoint_loads_weights_only_resumes_and_evaluates(tmp_path):
+    import json
+
+    from tests.hydra_helpers import run_cli
+
+    small = [*FACES, "logger=csv", "trainer.max_epochs=1", "data.eval_batch_ratio=[1,1,1,1]"]
+    run_cli(["train.py", "model=dcign_baseline", *small, f"hydra.run.dir={tmp_path / 'run'}"])
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, map_location="cpu", weights_only=True)  # plain hyper-parameters only
+    assert checkpoint["hyper_parameters"]["batch_types"] == ["azimuth", "elevation", "light", "intrinsic"]
+    # the baseline's pose latent, chosen by validation, is kept with the weights
+    assert set(checkpoint["dcign"]["factor_latent"]) == {"azimuth", "elevation", "light"}
+    # a crashed run resumes from last.ckpt: epoch 1 runs, epoch 0 is not repeated
+    run_train(["model=dcign_baseline", *small, "trainer.max_epochs=2", f"ckpt_path={last}"], tmp_path / "resumed")
+    assert [p.name for p in sorted((tmp_path / "resumed" / "samples").glob("traversal_azimuth_*"))] == \
+        ["traversal_azimuth_epoch_001.png"]
+    out = tmp_path / "eval"
+    run_cli(["evaluate.py", f"ckpt_path={last}", f"hydra.run.dir={out}"])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0 < metrics["test/recon_mse"] < 1 and -1 <= metrics["test/pearson/light"] <= 1
+    assert (out / "plots" / "scatter_light.png").is_file()
