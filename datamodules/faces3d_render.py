@@ -43,7 +43,7 @@ import numpy as np
 _IDENTITY_SPEC: tuple[tuple[str, float, float], ...] = (
     ("head_width", 0.70, 0.84),
     ("head_height", 0.93, 1.04),
-    ("head_depth", 0.82, 0.94),
+    ("head_depth", 0.70, 0.82),
     ("jaw_taper", 0.04, 0.24),
     ("nose_length", 0.09, 0.19),
     ("nose_width", 0.09, 0.14),

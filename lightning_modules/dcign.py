@@ -85,6 +85,10 @@ class DCIGNModule(LightningModule):
         likelihood: ``"bernoulli"`` or ``"gaussian"``.
         gaussian_sigma: the Gaussian likelihood's standard deviation (pixels in ``[0, 1]``).
         kl_weight: weight of the KL term (1: SGVB).
+        kl_warmup_steps: raise the KL weight linearly from 0 to ``kl_weight`` over this many training
+            steps (0: off, the paper). A standard remedy for posterior collapse (Bowman et al. 2016,
+            Sec. 3.1; Sønderby et al. 2016): without it a latent whose factor changes few pixels (the
+            faces' azimuth) can stay at the prior.
         monitor: the metric checkpoints rank by (``optimized_metric``).
         scheduler: optional partial LR scheduler, stepped once per epoch.
 
@@ -98,7 +102,7 @@ class DCIGNModule(LightningModule):
                  latent_groups: Mapping[str, Sequence[int]] | None = None,
                  invariance: bool = True, clamp: str = "mean", invariance_lambda: float = 0.01,
                  likelihood: str = "bernoulli", gaussian_sigma: float = 0.1, kl_weight: float = 1.0,
-                 monitor: str = "val/loss", scheduler: Callable | None = None) -> None:
+                 kl_warmup_steps: int = 0, monitor: str = "val/loss", scheduler: Callable | None = None) -> None:
         super().__init__()
         # plain lists (not Hydra's ListConfig) so the checkpoint's hyper-parameters load with weights_only
         batch_types, factor_names = [str(t) for t in batch_types], [str(f) for f in factor_names]
@@ -108,8 +112,9 @@ class DCIGNModule(LightningModule):
             raise ValueError(f"model.likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
         if clamp not in CLAMP_MODES:
             raise ValueError(f"model.clamp must be one of {CLAMP_MODES}, got {clamp!r}")
-        if gaussian_sigma <= 0 or kl_weight < 0 or invariance_lambda < 0:
-            raise ValueError("model.gaussian_sigma must be > 0, model.kl_weight and model.invariance_lambda >= 0")
+        if gaussian_sigma <= 0 or kl_weight < 0 or invariance_lambda < 0 or kl_warmup_steps < 0:
+            raise ValueError("model.gaussian_sigma must be > 0, model.kl_weight, model.kl_warmup_steps and "
+                             "model.invariance_lambda >= 0")
         self.encoder, self.decoder = encoder, decoder
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.batch_types, self.factor_names = tuple(batch_types), tuple(factor_names)
@@ -173,12 +178,19 @@ class DCIGNModule(LightningModule):
         return self.negative_log_likelihood(logits, target), self.kl_divergence(mu, logvar), mu, logvar
 
     # ------------------------------------------------------------------ training
+    def current_kl_weight(self) -> float:
+        """The KL weight of this training step: ``kl_weight``, ramped up over ``kl_warmup_steps``."""
+        warmup = self.hparams.kl_warmup_steps
+        ramp = 1.0 if not warmup else min(1.0, self.global_step / warmup)
+        return self.hparams.kl_weight * ramp
+
     def training_step(self, batch, batch_idx: int) -> Tensor:
         images, _, batch_type = batch
         nll, kl, _, _ = self.elbo_terms(images, batch_type)
-        loss = nll + self.hparams.kl_weight * kl
+        beta = self.current_kl_weight()
+        loss = nll + beta * kl
         self.log("train/loss", loss, prog_bar=True, batch_size=len(images))
-        self.log_dict({"train/nll": nll, "train/kl": kl}, batch_size=len(images))
+        self.log_dict({"train/nll": nll, "train/kl": kl, "train/kl_weight": beta}, batch_size=len(images))
         return loss
 
     # ------------------------------------------------------------------ evaluation

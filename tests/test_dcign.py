@@ -191,9 +191,11 @@ def test_presets_fast_dev_run_on_faces3d(preset, tmp_path):
 
 def test_reference_clamp_and_gaussian_likelihood_train(tmp_path):
     metrics = run_train(["model=dcign", *FACES, "debug=fdr", "logger=csv", "model.clamp=first",
-                         "model.likelihood=gaussian",
+                         "model.likelihood=gaussian", "model.kl_warmup_steps=10",
                          ("model.latent_groups={azimuth:[0,2],elevation:[2,3],light:[3,4],intrinsic:[4,16]}")], tmp_path)
     assert torch.isfinite(torch.tensor(metrics["train/loss"]))
+    # the first step of a KL warm-up trains the reconstruction alone
+    assert metrics["train/kl_weight"] == 0.0 and metrics["train/loss"] == pytest.approx(metrics["train/nll"])
 
 
 def test_latent_group_outside_the_code_is_a_clear_error(tmp_path):
@@ -223,3 +225,20 @@ def test_checkpoint_loads_weights_only_resumes_and_evaluates(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0 < metrics["test/recon_mse"] < 1 and -1 <= metrics["test/pearson/light"] <= 1
     assert (out / "plots" / "scatter_light.png").is_file()
+
+
+@pytest.mark.parametrize("dataset", ["chairs", "factor_folder"])
+def test_dcign_fast_dev_run_on_the_readers(dataset, tmp_path):
+    from tests.fixtures_data import write_chairs, write_factor_folder
+
+    if dataset == "chairs":
+        write_chairs(tmp_path / "data" / "rendered_chairs", n_chairs=8)
+        data = ["data=chairs", "data.train_chairs=5", "data.val_chairs=2", "data.crop_size=32"]
+    else:
+        write_factor_folder(tmp_path / "data" / "factors", identities=6)
+        data = ["data=factor_folder", "data.val_fraction=0.2", "data.test_fraction=0.2"]
+    metrics = run_train(["model=dcign", *data, f"paths.data_dir={tmp_path / 'data'}", "data.image_size=16",
+                         "data.batch_size=4", "data.num_workers=0", "model.encoder.widths=[4,4]",
+                         "model.encoder.latent_dim=8", "debug=fdr", "logger=csv"], tmp_path / "run")
+    assert 0 < metrics["test/recon_mse"] < 1 and torch.isfinite(torch.tensor(metrics["train/loss"]))
+    assert (tmp_path / "run" / "samples" / "traversal_azimuth_epoch_000.png").is_file()
