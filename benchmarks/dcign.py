@@ -10,7 +10,8 @@ and the reconstruction MSE (pixels in [0, 1]). Targets: |r| >= 0.9 for azimuth, 
 DC-IGN's novel-view MSE below the baseline's. Each preset's last traversal grids and test scatter plots
 are copied to ``docs/results/dcign/``.
 
-    python benchmarks/dcign.py [--epochs 8] [--presets dcign dcign_baseline] [-- extra overrides]
+    python benchmarks/dcign.py [--epochs 8] [--presets dcign dcign_baseline] [extra overrides ...]
+    python benchmarks/dcign.py --epochs 12 model.encoder.widths=[32,32,32]     # the README's table
 """
 
 from __future__ import annotations
