@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.utilities import rank_zero_only
 
 from callbacks.image_logging import log_image
-from utils.plots import scatter_png
+from utils.images import save_png
+from utils.plots import scatter_image
 
 
 class FactorScatter(Callback):
@@ -33,16 +33,7 @@ class FactorScatter(Callback):
             r = trainer.callback_metrics.get(f"test/pearson/{factor}")
             title = f"{factor}: latent z_{pl_module.factor_latent[factor] + 1} vs truth" + \
                 (f" (Pearson r = {float(r):.3f})" if r is not None else "")
-            path = scatter_png(truth, latent, self.dirpath / f"scatter_{factor}.png", title=title,
-                               x_label=f"true {factor} (rad)", y_label="latent (encoder mean)")
-            self.paths.append(path)
-            log_image(trainer, f"scatter/{factor}", _read_png(path))
-
-
-def _read_png(path: Path) -> torch.Tensor:
-    import numpy as np
-    from PIL import Image
-
-    with Image.open(path) as image:
-        array = np.array(image.convert("RGB"))
-    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+            image = scatter_image(truth, latent, title=title, x_label=f"true {factor} (rad)",
+                                  y_label="latent (encoder mean)")
+            self.paths.append(save_png(image, self.dirpath / f"scatter_{factor}.png"))
+            log_image(trainer, f"scatter/{factor}", image)

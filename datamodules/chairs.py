@@ -22,14 +22,11 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
 from datamodules.base import fixed_split
 from datamodules.factor_batches import INTRINSIC, FactorDataModule, GroupedFactorBatches
-from datamodules.image_files import ImageFileDataset, decode_image, square_image
-from datamodules.transforms import to_signed
+from datamodules.image_files import ImageFileDataset
 
 #: The factors of a render, in the order of ``factors`` columns: radians, radians, chair index.
 FACTOR_NAMES = ("azimuth", "elevation", "identity")
@@ -43,8 +40,6 @@ LAYOUT = (
     f"data.root/<chair_dir>/{RENDERS}/image_NNN_pPPP_tTTT_r096.png, NNN the view, PPP the elevation and TTT "
     f"the azimuth in degrees"
 )
-#: Pillow modes that carry an alpha channel.
-ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
 
 def scan_rendered_chairs(root: Path) -> tuple[list[str], list[Path], torch.Tensor]:
@@ -100,51 +95,21 @@ def scan_rendered_chairs(root: Path) -> tuple[list[str], list[Path], torch.Tenso
     return chairs, paths, torch.tensor(rows, dtype=torch.float32)
 
 
-def decode_on_white(path: Path, channels: int) -> torch.Tensor:
-    """Decode a render; one with transparency (an RGBA distribution) is first composited over white.
-
-    Args:
-        path: the PNG file.
-        channels: 1 (grayscale, Pillow ``L``) or 3 (RGB).
-
-    Returns:
-        uint8 ``(channels, H, W)`` in ``[0, 255]``; a transparent background is white (255).
-
-    Raises:
-        FileNotFoundError / ValueError: when the file is missing / cannot be decoded; names the file.
-    """
-    try:
-        with Image.open(path) as img:
-            transparent = img.mode in ALPHA_MODES or "transparency" in img.info
-            if transparent:
-                rgba = img.convert("RGBA")
-                white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                flat = Image.alpha_composite(white, rgba).convert("L" if channels == 1 else "RGB")
-    except (OSError, ValueError, SyntaxError):  # missing or unreadable: decode_image raises, naming it
-        transparent = False
-    if not transparent:
-        return decode_image(path, channels)
-    array = torch.from_numpy(np.array(flat, dtype=np.uint8))
-    return array.unsqueeze(0) if array.dim() == 2 else array.permute(2, 0, 1).contiguous()
-
-
 class ChairRenders(ImageFileDataset):
     """The renders, decoded lazily: item ``j`` is ``(image, -1)``, image float32
     ``(channels, image_size, image_size)`` in ``[-1, 1]``: the render composited over white (when it has
-    alpha), centre-cropped to ``crop_size``, resized and converted to ``channels``.
+    alpha, as some distributions do), centre-cropped to ``crop_size``, resized and converted to ``channels``.
 
-    Args: as :class:`datamodules.image_files.ImageFileDataset`.
+    Args: as :class:`datamodules.image_files.ImageFileDataset` (``background`` is white, 255).
 
     Raises:
         FileNotFoundError / ValueError: on access, when a render is missing / unreadable / smaller than
             ``crop_size``; names the file.
     """
 
-    def __getitem__(self, index: int):
-        path = self.paths[index]
-        image = square_image(decode_on_white(path, self.channels), self.image_size, self.channels,
-                             self.crop_size, str(path))
-        return to_signed(image), self.labels[index]
+    def __init__(self, paths, labels=None, image_size: int = 64, channels: int = 1, crop_size: int | None = None,
+                 background: int = 255) -> None:
+        super().__init__(paths, labels, image_size, channels, crop_size, background)
 
 
 class ChairsDataModule(FactorDataModule):

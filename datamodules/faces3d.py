@@ -18,7 +18,7 @@ import torch
 from datamodules.base import fixed_split
 from datamodules.faces3d_render import FACTOR_NAMES, FACTOR_RANGES, FaceRenderer, sample_identities
 from datamodules.factor_batches import INTRINSIC, FactorBatches, FactorDataModule
-from datamodules.transforms import convert_channels
+from datamodules.transforms import convert_channels, to_signed
 
 #: the factor columns of faces3d batches: the three extrinsic factors (radians), then the identity id
 FACES3D_FACTORS = (*FACTOR_NAMES, "identity")
@@ -83,7 +83,7 @@ class RenderedFaceBatches(FactorBatches):
             factors = factors.float()
             if self.cache:
                 self._cached[index] = (pixels, factors)
-        images = convert_channels(pixels, self.channels).float().div(127.5).sub(1.0)
+        images = to_signed(convert_channels(pixels, self.channels))
         return images, factors
 
 

@@ -30,13 +30,20 @@ def is_image_file(path: str | os.PathLike) -> bool:
     return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def decode_image(source: bytes | str | os.PathLike, channels: int, name: str | None = None) -> torch.Tensor:
+#: Pillow modes that carry an alpha channel.
+ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+
+
+def decode_image(source: bytes | str | os.PathLike, channels: int, name: str | None = None,
+                 background: int | None = None) -> torch.Tensor:
     """Decode an image file (a path, or its encoded bytes) with Pillow.
 
     Args:
         source: a file path, or the encoded bytes (JPEG/PNG/WebP/... as stored in an lmdb).
         channels: 1 (Pillow mode ``L``) or 3 (``RGB``); palette, alpha, CMYK are converted.
         name: what to call the image in errors (default: the path).
+        background: gray level ``[0, 255]`` to composite a transparent image over (e.g. 255: white, for
+            renders such as Aubry et al.'s chairs); ``None`` drops the alpha channel.
 
     Returns:
         uint8 ``(channels, H, W)`` in ``[0, 255]``. Animated images give their first frame.
@@ -51,6 +58,9 @@ def decode_image(source: bytes | str | os.PathLike, channels: int, name: str | N
     try:
         with Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source) as img:
             img.load()
+            if background is not None and (img.mode in ALPHA_MODES or "transparency" in img.info):
+                rgba = img.convert("RGBA")
+                img = Image.alpha_composite(Image.new("RGBA", rgba.size, (background,) * 3 + (255,)), rgba)
             array = np.array(img.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
     except Exception as e:  # Pillow raises UnidentifiedImageError, OSError, SyntaxError, ValueError...
         raise ValueError(
@@ -89,19 +99,21 @@ class LazyImageDataset(Dataset):
         labels: int64 ``(N,)`` or float ``(N, K)``; ``None`` for unlabeled (every label ``-1``).
         length: N, the number of items.
         image_size, channels, crop_size: see :func:`square_image`.
+        background: see :func:`decode_image` (transparent images composited over it; ``None``: alpha dropped).
 
     Raises:
         ValueError: if ``labels`` does not have ``length`` rows.
     """
 
     def __init__(self, labels: torch.Tensor | None, length: int, image_size: int, channels: int,
-                 crop_size: int | None = None) -> None:
+                 crop_size: int | None = None, background: int | None = None) -> None:
         if labels is None:
             labels = torch.full((length,), -1, dtype=torch.long)
         if len(labels) != length:
             raise ValueError(f"{length} images but {len(labels)} labels")
         self.labels = labels
         self.image_size, self.channels, self.crop_size = image_size, channels, crop_size
+        self.background = background
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -112,7 +124,7 @@ class LazyImageDataset(Dataset):
 
     def __getitem__(self, index: int):
         source, name = self.encoded(index)
-        image = decode_image(source, self.channels, name)
+        image = decode_image(source, self.channels, name, self.background)
         image = square_image(image, self.image_size, self.channels, self.crop_size, name)
         return to_signed(image), self.labels[index]
 
@@ -122,15 +134,16 @@ class ImageFileDataset(LazyImageDataset):
 
     Args:
         paths: the image files, N of them.
-        labels, image_size, channels, crop_size: see :class:`LazyImageDataset`.
+        labels, image_size, channels, crop_size, background: see :class:`LazyImageDataset`.
 
     Raises:
         FileNotFoundError / ValueError: on access, when a file is missing / unreadable; names the file.
     """
 
     def __init__(self, paths: Sequence[str | os.PathLike], labels: torch.Tensor | None = None,
-                 image_size: int = 64, channels: int = 3, crop_size: int | None = None) -> None:
-        super().__init__(labels, len(paths), image_size, channels, crop_size)
+                 image_size: int = 64, channels: int = 3, crop_size: int | None = None,
+                 background: int | None = None) -> None:
+        super().__init__(labels, len(paths), image_size, channels, crop_size, background)
         self.paths = [Path(p) for p in paths]
 
     def encoded(self, index: int) -> tuple[Path, str]:
