@@ -27,7 +27,7 @@ from utils.config import register_resolvers
 register_resolvers()
 log = logging.getLogger("genforge")
 
-EVALUATION_CALLBACKS = ("evaluation", "parzen", "factor_scatter")
+EVALUATION_CALLBACKS = ("evaluation", "parzen", "factor_scatter", "gmm_baseline")
 
 
 def write_samples(model, num_samples: int, out_dir: Path, seed: int, batch_size: int = 256) -> list[Path]:

@@ -70,7 +70,38 @@ def fixed_split(n: int, sizes: tuple[int, ...], seed: int) -> list[torch.Tensor]
     return out
 
 
-class ImageDataModule(LightningDataModule):
+def split_items(names: list[str], val_count: int, test_count: int, seed: int, keys: str = "data.val_photos and "
+                "data.test_photos", what: str = "photo") -> dict[str, list[str]]:
+    """Split named items (photographs, images) whole into ``{"train", "val", "test"}`` lists by
+    :func:`fixed_split` with ``seed``: ``val_count`` and ``test_count`` items, the rest train.
+
+    Raises:
+        ValueError: if a count is below 1 or they leave no train item (names the config ``keys``).
+    """
+    if val_count < 1 or test_count < 1:
+        raise ValueError(f"{keys} must be at least 1, got {val_count}, {test_count}")
+    if val_count + test_count >= len(names):
+        raise ValueError(f"{keys} = {val_count} + {test_count} leaves no train {what} of the {len(names)} "
+                         f"embedded ones")
+    parts = fixed_split(len(names), (-1, val_count, test_count), seed)
+    return {split: [names[i] for i in idx.tolist()] for split, idx in zip(SPLITS, parts)}
+
+
+class SplitLoaders:
+    """The three Lightning loader hooks over a ``_loader(split, shuffle, drop_last)`` method: train shuffled
+    (dropping its last incomplete batch when ``self.drop_last``), val and test in order."""
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True, drop_last=self.drop_last)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False, drop_last=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False, drop_last=False)
+
+
+class ImageDataModule(SplitLoaders, LightningDataModule):
     """Base DataModule: subclasses implement :meth:`build_splits`; this class serves the loaders.
 
     Args:
@@ -158,15 +189,6 @@ class ImageDataModule(LightningDataModule):
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
         )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True, drop_last=self.drop_last)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False, drop_last=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False, drop_last=False)
 
     def check_num_classes(self, found: int) -> None:
         """Raise a ValueError when ``data.num_classes`` disagrees with the ``found`` in the data."""

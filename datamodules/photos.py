@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from datamodules.base import ImageDataModule, TensorImageDataset, fixed_split
+from datamodules.base import ImageDataModule, TensorImageDataset, split_items
 from datamodules.transforms import resize, to_signed
 
 
@@ -250,14 +250,7 @@ class PhotosDataModule(ImageDataModule):
 
     def split_names(self) -> dict[str, list[str]]:
         """``{"train": [...], "val": [...], "test": [...]}``: which photograph goes to which split."""
-        if self.val_photos < 1 or self.test_photos < 1:
-            raise ValueError(f"data.val_photos and data.test_photos must be at least 1, got "
-                             f"{self.val_photos}, {self.test_photos}")
-        if self.val_photos + self.test_photos >= len(PHOTO_NAMES):
-            raise ValueError(f"data.val_photos + data.test_photos = {self.val_photos + self.test_photos} leaves "
-                             f"no train photo of the {len(PHOTO_NAMES)} embedded ones")
-        parts = fixed_split(len(PHOTO_NAMES), (-1, self.val_photos, self.test_photos), self.split_seed)
-        return {split: [PHOTO_NAMES[i] for i in idx.tolist()] for split, idx in zip(("train", "val", "test"), parts)}
+        return split_items(list(PHOTO_NAMES), self.val_photos, self.test_photos, self.split_seed)
 
     def build_splits(self) -> dict[str, Dataset]:
         names = self.split_names()

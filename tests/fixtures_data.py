@@ -316,3 +316,74 @@ def write_factor_folder(root: Path, identities: int = 6, azimuths=(-0.5, 0.0, 0.
         lines.append(",".join(str(row[h]) for h in header))
     (root / csv).write_text("\n".join(lines) + "\n")
     return {"csv": root / csv, "rows": rows}
+
+
+# ----------------------------------------------------------------------------------------------- patches (Deep GMM)
+
+
+def write_bsds300_folder(root: Path, n_train: int = 10, n_test: int = 4, size: tuple[int, int] = (24, 32),
+                         seed: int = 0) -> dict:
+    """Write the Berkeley layout ``root/BSDS300/images/{train,test}/<id>.jpg`` (real colour JPEGs, quality
+    95, of smooth random textures; landscape and portrait alternating like BSDS300's 481x321 / 321x481)
+    plus ``iids_train.txt`` / ``iids_test.txt``. Returns ``{"folder": root/BSDS300, "train": [names],
+    "test": [names]}`` (sorted names)."""
+    rng = np.random.default_rng(seed)
+    folder = root / "BSDS300"
+    out: dict = {"folder": folder}
+    for split, n, base in (("train", n_train, 100000), ("test", n_test, 300000)):
+        directory = folder / "images" / split
+        directory.mkdir(parents=True, exist_ok=True)
+        names = []
+        for i in range(n):
+            h, w = size if i % 2 == 0 else size[::-1]
+            coarse = rng.integers(0, 256, size=(h // 4 + 1, w // 4 + 1, 3)).astype(np.uint8)
+            image = Image.fromarray(coarse).resize((w, h), Image.Resampling.BILINEAR)
+            name = f"{base + 7919 * i}.jpg"
+            image.save(directory / name, quality=95)
+            names.append(name)
+        (folder / f"iids_{split}.txt").write_text("".join(f"{n[:-4]}\n" for n in names))
+        out[split] = sorted(names)
+    return out
+
+
+def write_bsds300_hdf5(path: Path, n: int = 40, dim: int = 63, drop: str | None = None, bad: str | None = None,
+                       bad_value: float = float("nan"), dtype: str = "float64") -> dict[str, np.ndarray]:
+    """Write a preprocessed ``BSDS300.hdf5`` like the MAF data archive's: datasets ``train`` (n, dim),
+    ``validation`` (n // 4, dim) and ``test`` (n // 2, dim) of small zero-mean floats. ``drop`` omits that
+    dataset; ``bad`` puts ``bad_value`` (NaN by default) at row 1, column 2 of that dataset. Returns the
+    arrays written."""
+    import h5py
+
+    rng = np.random.default_rng(1)
+    arrays = {key: (0.05 * rng.standard_normal((rows, dim))).astype(dtype)
+              for key, rows in (("train", n), ("validation", max(1, n // 4)), ("test", max(1, n // 2)))}
+    if bad:
+        arrays[bad][1, 2] = bad_value
+    if drop:
+        arrays.pop(drop)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        for key, array in arrays.items():
+            f.create_dataset(key, data=array)
+    return arrays
+
+
+def write_tiny_images(root: Path, n: int = 12, size: int = 32, patch_size: int = 8, seed: int = 0) -> dict:
+    """Write ``n`` gray ``size x size`` PNGs (stored as RGB with equal channels, so ``convert("L")`` is exact)
+    whose ``(size / patch_size)``-pixel blocks are constant, so Pillow's BOX downsampling to ``patch_size``
+    gives the block levels exactly. Files alternate between ``root/a/i.png`` and ``root/b/sub/i.png``;
+    ``root/README.txt`` and a hidden ``root/.thumb.png`` are written too (readers must skip them).
+    Returns ``{"files": {relative path: uint8 (patch_size, patch_size) levels}}``."""
+    rng = np.random.default_rng(seed)
+    block = size // patch_size
+    files = {}
+    for i in range(n):
+        relative = Path("a" if i % 2 == 0 else "b/sub") / f"{i:03d}.png"
+        levels = rng.integers(0, 256, size=(patch_size, patch_size)).astype(np.uint8)
+        gray = np.kron(levels, np.ones((block, block), dtype=np.uint8))
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.stack([gray] * 3, axis=-1)).save(root / relative)
+        files[str(relative)] = levels
+    (root / "README.txt").write_text("not an image\n")
+    Image.new("RGB", (size, size)).save(root / ".thumb.png")
+    return {"files": files}
