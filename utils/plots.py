@@ -15,22 +15,61 @@ def scatter_image(x: torch.Tensor, y: torch.Tensor, title: str = "", x_label: st
     Raises:
         ValueError: if ``x`` and ``y`` are not 1-D of the same length.
     """
+    x, y = torch.as_tensor(x).detach().cpu().flatten(), torch.as_tensor(y).detach().cpu().flatten()
+    if x.shape != y.shape:
+        raise ValueError(f"scatter_image needs x and y of the same length, got {len(x)} and {len(y)}")
+    figure, axes = _figure(size)
+    axes.scatter(x.numpy(), y.numpy(), s=6, alpha=0.6)
+    return _render(figure, axes, title, x_label, y_label)
+
+
+def line_image(series: dict[str, tuple[list[float], list[float]]], levels: dict[str, float] | None = None,
+               title: str = "", x_label: str = "", y_label: str = "", log_x: bool = False,
+               size: tuple[float, float] = (5.0, 4.0)) -> torch.Tensor:
+    """Lines with markers, one per ``label -> (x, y)`` of ``series``, plus a dashed horizontal line per
+    ``label -> y`` of ``levels``, as a uint8 RGB image ``(3, H, W)`` at 100 dpi (``size`` in inches).
+
+    Raises:
+        ValueError: if a series' ``x`` and ``y`` differ in length.
+    """
+    figure, axes = _figure(size)
+    for label, (xs, ys) in series.items():
+        if len(xs) != len(ys):
+            plt_close(figure)
+            raise ValueError(f"line_image: series {label!r} has {len(xs)} x but {len(ys)} y values")
+        axes.plot(xs, ys, marker="o", label=label)
+    for label, level in (levels or {}).items():
+        axes.axhline(level, linestyle="--", color="gray", label=label)
+    if log_x:
+        axes.set_xscale("log", base=2)
+    axes.legend(fontsize=8)
+    axes.grid(alpha=0.3)
+    return _render(figure, axes, title, x_label, y_label)
+
+
+def _figure(size: tuple[float, float]):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    x, y = torch.as_tensor(x).detach().cpu().flatten(), torch.as_tensor(y).detach().cpu().flatten()
-    if x.shape != y.shape:
-        raise ValueError(f"scatter_image needs x and y of the same length, got {len(x)} and {len(y)}")
-    figure, axes = plt.subplots(figsize=size, dpi=100)
+    return plt.subplots(figsize=size, dpi=100)
+
+
+def plt_close(figure) -> None:
+    """Release a figure made by this module."""
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+
+
+def _render(figure, axes, title: str, x_label: str, y_label: str) -> torch.Tensor:
     try:
-        axes.scatter(x.numpy(), y.numpy(), s=6, alpha=0.6)
         axes.set(title=title, xlabel=x_label, ylabel=y_label)
         axes.title.set_fontsize(9)
         figure.tight_layout()
         figure.canvas.draw()
         rgba = np.asarray(figure.canvas.buffer_rgba())
     finally:
-        plt.close(figure)
+        plt_close(figure)
     return torch.from_numpy(rgba[..., :3].copy()).permute(2, 0, 1).contiguous()
