@@ -29,7 +29,8 @@ INITS = ("projection", "random")
 
 
 class DeepGMMModule(LightningModule):
-    """A Deep GMM whose training epoch is one EM iteration (manual optimization, no optimizer).
+    """A Deep GMM whose training epoch is one EM iteration (manual optimization; EM sets the parameters,
+    a placeholder optimizer only keeps Lightning's step count, see :meth:`configure_optimizers`).
 
     Each training batch ``(x, index)`` (``x`` float ``(B, D)`` patches, ``index`` ``(B,)`` their positions
     in the training set) goes through the E-step and adds its sufficient statistics; at the end of the

@@ -250,6 +250,8 @@ def test_bad_input_is_named():
     model.q(1)[1] = torch.zeros(63, 63, dtype=F64)
     with pytest.raises(ValueError, match="Q_1,1 is singular"):
         model.sample(3)
+    with pytest.raises(ValueError, match="Q_1,1 is singular"):
+        model.log_prob(torch.zeros(5, 63))
     with pytest.raises(ValueError, match="path_prior"):
         DeepGMM(4, (2,), "shared")
     with pytest.raises(ValueError, match="components"):

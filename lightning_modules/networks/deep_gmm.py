@@ -133,8 +133,17 @@ class DeepGMM(nn.Module):
         return total.reshape(-1)
 
     def log_dets(self, j: int) -> Tensor:
-        """``log|det Q_{j,i}|`` of every node of layer ``j``, ``(N_j,)``."""
-        return torch.linalg.slogdet(self.q(j))[1]
+        """``log|det Q_{j,i}|`` of every node of layer ``j``, ``(N_j,)``.
+
+        Raises:
+            ValueError: if a transform is singular (names the layer and node): its density is undefined.
+        """
+        log_dets = torch.linalg.slogdet(self.q(j))[1]
+        bad = ~torch.isfinite(log_dets)
+        if bad.any():
+            raise ValueError(f"DeepGMM: transform Q_{j},{int(bad.nonzero()[0])} is singular (log|det| = "
+                             f"{float(log_dets[bad][0])}); its paths have no density")
+        return log_dets
 
     def all_path_log_dets(self) -> Tensor:
         """``sum_j log|det Q_{j,i_j}|`` of every path, ``(P,)`` in flat order."""
@@ -218,7 +227,7 @@ class DeepGMM(nn.Module):
             float64 ``(B,)``.
 
         Raises:
-            ValueError: on a wrong shape or non-finite values (see :meth:`check`).
+            ValueError: on a wrong shape or non-finite values (see :meth:`check`), or a singular transform.
         """
         return torch.logsumexp(self.all_path_log_joint(x), dim=1)
 
