@@ -11,6 +11,13 @@ from pytorch_lightning import Callback, LightningModule, Trainer
 log = logging.getLogger("genforge")
 
 
+def uses_samples(pl_module: LightningModule) -> bool:
+    """Whether sample-based metrics apply: the module samples (``sample``) and does not opt out with
+    ``sample_metrics = False`` (autoregressive models, whose sequential sampling is too slow and whose
+    metric is the likelihood)."""
+    return hasattr(pl_module, "sample") and getattr(pl_module, "sample_metrics", True)
+
+
 def dataset_images(dataset, limit: int | None = None, batch_size: int = 512, seed: int = 0) -> torch.Tensor:
     """Stack the images of a genforge dataset (``(image, label)`` items) into ``(N, C, H, W)``; with
     ``limit``, a fixed-seed random subset of that many (datasets may be ordered by class)."""
@@ -80,7 +87,7 @@ class FeatureDistanceEvaluation(Callback):
         return net if net is not None else build()
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        self.enabled = hasattr(pl_module, "sample")  # methods that do not sample (colorization) are skipped
+        self.enabled = uses_samples(pl_module)  # methods that do not sample (colorization) are skipped
         if self.enabled and self._net is None:
             self._net = self._feature_network(trainer)
 
@@ -177,7 +184,7 @@ class ParzenEvaluation(Callback):
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         from metrics.parzen import parzen_evaluation
 
-        if not hasattr(pl_module, "sample"):
+        if not uses_samples(pl_module):
             return
         datamodule = trainer.datamodule
         val = dataset_images(datamodule.dataset("val"), self.max_points)

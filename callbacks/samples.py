@@ -111,6 +111,10 @@ class LatentInterpolation(EpochImageCallback):
     key = "samples/interpolation"
     prefix = "interpolation"
 
+    def applies(self, pl_module: LightningModule) -> bool:
+        """Modules with a latent prior to interpolate in (``noise``, ``random_labels``, ``generate``)."""
+        return super().applies(pl_module) and hasattr(pl_module, "noise")
+
     def __init__(self, dirpath: str, rows: int = 8, steps: int = 10, mode: str = "slerp",
                  every_n_epochs: int = 1, seed: int = 4321) -> None:
         super().__init__(dirpath, every_n_epochs)

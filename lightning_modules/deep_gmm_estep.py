@@ -16,9 +16,7 @@ import torch
 from torch import Tensor
 
 from lightning_modules.networks.deep_gmm import DeepGMM
-
-#: odd 64-bit constants of the SplitMix64 finaliser (Steele, Lea & Flood 2014)
-_MIX = (0x9E3779B97F4A7C15 - 2**64, 0xBF58476D1CE4E5B9 - 2**64, 0x94D049BB133111EB - 2**64)
+from utils.hashing import hashed_integers
 
 
 def hashed_paths(model: DeepGMM, index: Tensor, seed: int) -> Tensor:
@@ -32,16 +30,8 @@ def hashed_paths(model: DeepGMM, index: Tensor, seed: int) -> Tensor:
     Returns:
         int64 ``(B, k)`` node choices.
     """
-    mix = [torch.tensor(m, dtype=torch.long, device=index.device) for m in _MIX]
-    out = []
-    for j, n in enumerate(model.components):
-        salt = torch.tensor((seed * 7919 + j) % 2**31, dtype=torch.long, device=index.device)
-        h = index.to(torch.long) * mix[0] + salt * mix[1]   # int64 arithmetic wraps around
-        h = (h ^ (h >> 31)) * mix[1]   # SplitMix64 finaliser (arithmetic shifts: close enough to mix)
-        h = (h ^ (h >> 27)) * mix[2]
-        h = h ^ (h >> 31)
-        out.append(torch.remainder(h, n))
-    return torch.stack(out, dim=1)
+    return torch.stack([hashed_integers(index, seed * 7919 + j, n) for j, n in enumerate(model.components)],
+                       dim=1)
 
 
 def projection_paths(model: DeepGMM, x: Tensor, seed: int) -> Tensor:

@@ -799,6 +799,12 @@ class PixelCNN(_PixelNetwork):
     def forward(self, x: Tensor, h: Tensor | None = None, s: Tensor | None = None) -> Tensor:
         """``(B, C, H, W)`` in [-1, 1] (+ ``h (B, K)``, ``s (B, K', H, W)``) -> logits ``(B, L, C, H, W)``."""
         h, s = self._check_inputs(x, h, s)
+        return self.forward_window(x, h, s)
+
+    def forward_window(self, x: Tensor, h: Tensor | None = None, s: Tensor | None = None) -> Tensor:
+        """:meth:`forward` without the input checks, for a crop of the image of any size (the windowed
+        sampler): ``x`` ``(B, C, h, w)``, ``h`` ``(B, K)``, ``s`` ``(B, K', h, w)`` of the same crop, already
+        checked and of ``x``'s dtype. Returns logits ``(B, L, C, h, w)``."""
         out = self.first(x)
         for i, cond in enumerate(self.conds):
             if i > 0:

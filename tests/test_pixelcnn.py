@@ -1,0 +1,89 @@
+"""The PixelCNN LightningModule: quantization and binarization, the likelihood it logs, presets in train.py."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import pytest
+import torch
+
+from lightning_modules.networks.pixelcnn import GatedPixelCNN
+from lightning_modules.pixelcnn import PixelCNNModule
+from tests.hydra_helpers import run_train
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+TINY = ["model.network.hidden=8", "model.network.layers=2", "model.num_fixed=2", "logger=csv"]
+
+
+def module(**kw) -> PixelCNNModule:
+    args = {"network": functools.partial(GatedPixelCNN, hidden=4, layers=1, kernel_size=3),
+            "optimizer": functools.partial(torch.optim.Adam, lr=1e-3), "levels": 2, "channels": 1,
+            "image_size": 4, "num_fixed": 2, **kw}
+    return PixelCNNModule(**args)
+
+
+def test_quantization_recovers_the_digits_17_levels():
+    m = module(levels=17, binarize="none")
+    levels = torch.arange(17).float().reshape(1, 1, 1, 17)
+    images = torch.round(levels * 255 / 16) / 255 * 2 - 1   # how 0..16 arrive as uint8 then [-1, 1]
+    assert torch.equal(m.quantize(images, stochastic=False), torch.arange(17).reshape(1, 1, 1, 17))
+
+
+def test_fixed_binarization_depends_on_the_image_not_the_batch():
+    m = module(binarize="fixed")
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(6, 1, 4, 4, generator=g) * 2 - 1
+    alone = m.quantize(images[2:3], stochastic=True)
+    assert torch.equal(m.quantize(images, stochastic=True)[2:3], alone)
+    assert torch.equal(m.quantize(images.flip(0), stochastic=False)[3:4], alone)
+    assert set(alone.unique().tolist()) <= {0, 1}
+    # a pixel of intensity p is 1 with probability p: 256 images of intensity 0.3 told apart by their
+    # first pixel; ~30% ones among the 256 x 15 others
+    grey = torch.full((256, 1, 4, 4), 0.3 * 2 - 1)
+    grey[:, 0, 0, 0] = torch.arange(256) / 255 * 2 - 1
+    share = m.quantize(grey, stochastic=False).flatten(1)[:, 1:].float().mean()
+    assert 0.27 < float(share) < 0.33
+
+
+def test_dynamic_binarization_is_fresh_in_training_and_fixed_in_evaluation():
+    m = module(binarize="dynamic")
+    images = torch.zeros(64, 1, 4, 4)   # intensity 0.5 everywhere
+    assert not torch.equal(m.quantize(images, stochastic=True), m.quantize(images, stochastic=True))
+    assert torch.equal(m.quantize(images, stochastic=False), m.quantize(images, stochastic=False))
+
+
+def test_uniform_network_scores_log2_levels_bits_per_dim():
+    m = module(levels=17, binarize="none")
+    for p in m.network.parameters():
+        torch.nn.init.zeros_(p)
+    images = torch.rand(3, 1, 4, 4) * 2 - 1
+    nll = m.nll(images, None)
+    torch.testing.assert_close(nll, torch.full((3,), 16 * math.log(17)))
+
+
+def test_bad_options_are_named():
+    with pytest.raises(ValueError, match="model.binarize=dynamic needs model.levels=2"):
+        module(levels=256, binarize="dynamic")
+    with pytest.raises(ValueError, match="model.binarize must be one of"):
+        module(binarize="otsu")
+    with pytest.raises(ValueError, match="data.num_classes is 0"):
+        module(conditional=True, num_classes=0)
+
+
+@pytest.mark.parametrize("preset", ["gated_pixelcnn", "pixelcnn"])
+def test_presets_fast_dev_run_on_binarized_mnist(preset, tmp_path):
+    metrics = run_train([f"model={preset}", "data=mnist5k", "debug=fdr", *TINY], tmp_path)
+    # an untrained model is near 1 bit per binary pixel; after one step still finite and positive
+    assert 0.2 < metrics["test/bits_per_dim"] < 2.0
+    assert metrics["test/nll"] == pytest.approx(metrics["test/bits_per_dim"] * 784 * math.log(2), rel=1e-4)
+
+
+def test_class_conditional_digits_with_17_levels_writes_a_sample_grid(tmp_path):
+    metrics = run_train(["model=gated_pixelcnn", "data=digits", "model.levels=17", "model.binarize=none",
+                         "model.conditional=true", "trainer.max_epochs=1", "model.num_fixed=10", *TINY[:2],
+                         "logger=csv", "callbacks.evaluation=null", "callbacks.parzen=null"], tmp_path)
+    assert 0 < metrics["test/bits_per_dim"] < math.log2(17) + 0.5
+    grids = sorted((tmp_path / "samples").glob("samples_epoch_*.png"))
+    assert [p.name for p in grids] == ["samples_epoch_000.png"]
