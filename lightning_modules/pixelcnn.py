@@ -16,7 +16,7 @@ from metrics.likelihood import nats_to_bits_per_dim, nll_nats
 from utils.hashing import hashed_uniform, mix64
 
 #: constructor arguments kept out of the checkpoint's hyper-parameters (rebuilt from the run's config)
-NOT_HYPERPARAMETERS = ["network", "optimizer", "scheduler"]
+NOT_HYPERPARAMETERS = ["network", "optimizer", "scheduler", "encoder"]
 BINARIZE = ("none", "dynamic", "fixed")
 
 
@@ -33,7 +33,9 @@ class PixelCNNModule(LightningModule):
     seeded by its content and ``binarize_seed``, everywhere.
 
     Conditioning (Sec. 2.3): with ``conditional=True`` the network gets ``h``, the one-hot class
-    ``(B, num_classes)``, in every layer (eq. 4).
+    ``(B, num_classes)``, in every layer (eq. 4). With an ``encoder`` it is the PixelCNN auto-encoder
+    (Sec. 2.4): ``h = encoder(x)``, an ``m``-dimensional code of the image itself, trained end to end with
+    the decoder's likelihood; its sample grid samples from the codes of the first validation images.
 
     Logged on train/val/test: ``nll`` (nats per image) and ``bits_per_dim`` (``nll / (D ln 2)``). For the
     sample grids of :mod:`callbacks.samples`, ``fixed_z`` holds uniform noise and :meth:`generate` draws
@@ -52,12 +54,14 @@ class PixelCNNModule(LightningModule):
         num_fixed: images in the per-epoch sample grid (sequential sampling: keep it small on a CPU).
         cached_sampling: use the cached sampler (:mod:`lightning_modules.pixelcnn_sampling`) where the
             network supports it.
+        encoder: ``x (B, C, H, W) in [0, 1] -> code (B, m)`` with attribute ``latent_dim`` (e.g.
+            ``DCIGNEncoder(variational=False)``), for the auto-encoder; ``None`` otherwise.
         monitor: the metric checkpoints rank by.
         scheduler: optional partial LR scheduler, stepped once per epoch.
 
     Raises:
         ValueError: on an unknown ``binarize``, ``binarize`` with ``levels != 2``, ``conditional`` without
-            classes (names the config key).
+            classes, or both ``conditional`` and an ``encoder`` (names the config key).
     """
 
     #: sequential sampling is too slow for sample-based metrics (FID/KID, Parzen): likelihood is the metric
@@ -66,7 +70,8 @@ class PixelCNNModule(LightningModule):
     def __init__(self, network: Callable, optimizer: Callable, levels: int = 256, channels: int = 1,
                  image_size: int = 28, conditional: bool = False, num_classes: int = 0, binarize: str = "none",
                  binarize_seed: int = 0, num_fixed: int = 20, cached_sampling: bool = True,
-                 monitor: str = "val/bits_per_dim", scheduler: Callable | None = None) -> None:
+                 monitor: str = "val/bits_per_dim", scheduler: Callable | None = None,
+                 encoder: torch.nn.Module | None = None) -> None:
         super().__init__()
         if binarize not in BINARIZE:
             raise ValueError(f"model.binarize must be one of {BINARIZE}, got {binarize!r}")
@@ -74,13 +79,19 @@ class PixelCNNModule(LightningModule):
             raise ValueError(f"model.binarize={binarize} needs model.levels=2, got {levels}")
         if conditional and num_classes < 1:
             raise ValueError("model.conditional=true needs a labelled dataset, but data.num_classes is 0")
+        if conditional and encoder is not None:
+            raise ValueError("model.conditional=true and a model.encoder: condition on the class or on a code")
         self.save_hyperparameters(ignore=NOT_HYPERPARAMETERS)
-        self.network = network(channels=channels, levels=levels, cond_dim=num_classes if conditional else 0,
-                               image_size=image_size)
+        self.encoder = encoder
+        cond_dim = num_classes if conditional else (encoder.latent_dim if encoder is not None else 0)
+        self.network = network(channels=channels, levels=levels, cond_dim=cond_dim, image_size=image_size)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         generator = torch.Generator().manual_seed(1234)
         self.register_buffer("fixed_z", torch.rand(num_fixed, channels, image_size, image_size, generator=generator))
         self.register_buffer("fixed_labels", torch.arange(num_fixed) % max(num_classes, 1))
+        #: auto-encoder: the first validation images (levels), whose codes the sample grid decodes
+        self.register_buffer("fixed_images", torch.zeros(0, channels, image_size, image_size, dtype=torch.long),
+                             persistent=False)
 
     # ------------------------------------------------------------------------------------------- data
     @property
@@ -103,8 +114,11 @@ class PixelCNNModule(LightningModule):
         noise = hashed_uniform(keys, hp.binarize_seed).reshape(intensity.shape).to(intensity.dtype)
         return (noise < intensity).long()
 
-    def condition(self, labels: Tensor | None) -> Tensor | None:
-        """The network's ``h``: one-hot ``(B, num_classes)`` of int labels ``(B,)``, or ``None``."""
+    def condition(self, labels: Tensor | None, levels: Tensor | None = None) -> Tensor | None:
+        """The network's ``h``: the one-hot class ``(B, num_classes)`` of int ``labels`` ``(B,)``
+        (``conditional``), the code ``(B, m)`` of the quantized images ``levels`` (auto-encoder), or ``None``."""
+        if self.encoder is not None:
+            return self.encoder((from_levels(levels, self.hparams.levels) + 1) / 2)
         if not self.hparams.conditional:
             return None
         return F.one_hot(labels.long(), self.hparams.num_classes).float()
@@ -113,7 +127,7 @@ class PixelCNNModule(LightningModule):
     def nll(self, images: Tensor, labels: Tensor | None, stochastic: bool = False) -> Tensor:
         """Negative log-likelihood, nats per image ``(B,)``, of images ``(B, C, H, W)`` in ``[-1, 1]``."""
         levels = self.quantize(images, stochastic)
-        logits = self.network(from_levels(levels, self.hparams.levels), self.condition(labels))
+        logits = self.network(from_levels(levels, self.hparams.levels), self.condition(labels, levels))
         return nll_nats(logits, levels)
 
     def _log(self, split: str, nll: Tensor) -> None:
@@ -129,7 +143,9 @@ class PixelCNNModule(LightningModule):
         return nll.mean()
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        """``val/nll`` (nats per image), ``val/bits_per_dim``."""
+        """``val/nll`` (nats per image), ``val/bits_per_dim``; the auto-encoder keeps the first images."""
+        if self.encoder is not None and batch_idx == 0 and not self.fixed_images.numel():
+            self.fixed_images = self.quantize(batch[0][: self.hparams.num_fixed], stochastic=False)
         self._log("val", self.nll(batch[0], batch[1]))
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
@@ -146,11 +162,20 @@ class PixelCNNModule(LightningModule):
     @torch.no_grad()
     def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         """Images ``(B, C, H, W)`` in ``[-1, 1]`` sampled sub-pixel by sub-pixel (raster order, R -> G -> B),
-        each level drawn by inverse CDF from the uniform noise ``z`` ``(B, C, H, W)``."""
+        each level drawn by inverse CDF from the uniform noise ``z`` ``(B, C, H, W)``; class-conditional on
+        ``labels`` (``conditional``), or, for the auto-encoder, on the codes of :attr:`fixed_images`
+        (cycled to ``B``; none before the first validation: zeros)."""
         from lightning_modules.pixelcnn_sampling import sample
 
-        levels = sample(self.network, z.to(self.device), h=self.condition(labels),
-                        cached=self.hparams.cached_sampling)
+        h = None
+        if self.encoder is not None:
+            if self.fixed_images.numel():
+                h = self.condition(None, self.fixed_images[torch.arange(z.shape[0]) % len(self.fixed_images)])
+            else:
+                h = torch.zeros(z.shape[0], self.encoder.latent_dim, device=self.device)
+        elif self.hparams.conditional:
+            h = self.condition(labels)
+        levels = sample(self.network, z.to(self.device), h=h, cached=self.hparams.cached_sampling)
         return from_levels(levels, self.hparams.levels)
 
     def sample(self, num_samples: int, labels: Tensor | None = None,

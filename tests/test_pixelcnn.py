@@ -87,3 +87,28 @@ def test_class_conditional_digits_with_17_levels_writes_a_sample_grid(tmp_path):
     assert 0 < metrics["test/bits_per_dim"] < math.log2(17) + 0.5
     grids = sorted((tmp_path / "samples").glob("samples_epoch_*.png"))
     assert [p.name for p in grids] == ["samples_epoch_000.png"]
+
+
+def test_autoencoder_conditions_on_the_code_of_the_image_and_samples_from_validation_codes(tmp_path):
+    metrics = run_train(["model=pixelcnn_autoencoder", "data=digits", "model.levels=17", "model.binarize=none",
+                         "trainer.max_epochs=1", "model.num_fixed=4", *TINY[:2], "logger=csv",
+                         "model.encoder.widths=[8]"], tmp_path)
+    assert 0 < metrics["test/bits_per_dim"] < math.log2(17) + 0.5
+    assert (tmp_path / "samples" / "samples_epoch_000.png").is_file()
+
+
+def test_autoencoder_code_changes_the_likelihood():
+    from lightning_modules.networks.dcign import DCIGNEncoder
+
+    torch.manual_seed(0)
+    m = module(levels=17, binarize="none", encoder=DCIGNEncoder(4, 1, latent_dim=3, widths=[4], variational=False))
+    images = torch.rand(2, 1, 4, 4) * 2 - 1
+    levels = m.quantize(images, stochastic=False)
+    assert m.condition(None, levels).shape == (2, 3)
+    with torch.no_grad():
+        before = m.nll(images, None)
+        m.encoder.mu.bias += 1.0          # another code for the same image: another likelihood
+        after = m.nll(images, None)
+    assert (before - after).abs().min() > 1e-4
+    with pytest.raises(ValueError, match="condition on the class or on a code"):
+        module(conditional=True, num_classes=10, encoder=DCIGNEncoder(4, 1, latent_dim=3, widths=[4]))

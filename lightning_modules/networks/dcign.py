@@ -66,8 +66,12 @@ class DCIGNEncoder(_Geometry):
         widths: filters of each convolution block (paper: 96, 64, 32).
         kernel_size: convolution kernel (paper: 5), odd.
 
+        variational: ``False`` drops the log-variance head: a deterministic encoder to a code
+            ``(B, latent_dim)`` (the PixelCNN auto-encoder's, van den Oord et al. 2016, Sec. 2.4).
+
     Input ``x``: ``(B, channels, image_size, image_size)`` in ``[0, 1]``.
     Output: ``(mu, logvar)``, both ``(B, latent_dim)``; ``logvar`` is the natural log of the variance.
+    With ``variational=False``: the code ``(B, latent_dim)`` alone.
 
     Raises:
         ValueError: on a non-positive size/width, an even kernel, an image too small for the blocks,
@@ -75,7 +79,7 @@ class DCIGNEncoder(_Geometry):
     """
 
     def __init__(self, image_size: int = 64, channels: int = 1, latent_dim: int = 200,
-                 widths: Sequence[int] = (96, 64, 32), kernel_size: int = 5) -> None:
+                 widths: Sequence[int] = (96, 64, 32), kernel_size: int = 5, variational: bool = True) -> None:
         super().__init__()
         widths, kernel_size = self.set_geometry(image_size, channels, latent_dim, widths, kernel_size)
         blocks: list[nn.Module] = []
@@ -87,12 +91,12 @@ class DCIGNEncoder(_Geometry):
         self.features = nn.Sequential(*blocks, nn.Flatten())
         flat = in_ch * self.sizes[-1] ** 2
         self.mu = nn.Linear(flat, self.latent_dim)
-        self.logvar = nn.Linear(flat, self.latent_dim)
+        self.logvar = nn.Linear(flat, self.latent_dim) if variational else None
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor] | Tensor:
         check_images(x, self.channels, self.image_size, type(self).__name__)
         h = self.features(x)
-        return self.mu(h), self.logvar(h)
+        return self.mu(h) if self.logvar is None else (self.mu(h), self.logvar(h))
 
 
 class DCIGNDecoder(_Geometry):
@@ -111,7 +115,7 @@ class DCIGNDecoder(_Geometry):
     """
 
     def __init__(self, image_size: int = 64, channels: int = 1, latent_dim: int = 200,
-                 widths: Sequence[int] = (96, 64, 32), kernel_size: int = 5) -> None:
+                 widths: Sequence[int] = (96, 64, 32), kernel_size: int = 5, variational: bool = True) -> None:
         super().__init__()
         widths, kernel_size = self.set_geometry(image_size, channels, latent_dim, widths, kernel_size)
         self.base = (widths[-1], self.sizes[-1])
