@@ -130,3 +130,34 @@ class LatentInterpolation(EpochImageCallback):
         if labels is not None:
             labels = labels.repeat_interleave(self.steps)
         return make_grid(pl_module.generate(z, labels), nrow=self.steps)
+
+
+class EmbeddingInterpolation(EpochImageCallback):
+    """A grid whose rows interpolate linearly between two embeddings ``h`` of a conditional autoregressive
+    model (``steps`` columns, ``rows`` rows), each row sampled from one fixed noise: between two classes'
+    one-hot vectors, or two images' auto-encoder codes (van den Oord et al. 2016, Sec. 2.3-2.4). Needs the
+    module's ``embedding_pairs(rows, generator)`` and ``generate_from_embeddings(z, h)`` (see
+    :class:`lightning_modules.pixelcnn.PixelCNNModule`); skipped while it has no embeddings.
+    """
+
+    key = "samples/embedding_interpolation"
+    prefix = "embedding_interpolation"
+
+    def __init__(self, dirpath: str, rows: int = 4, steps: int = 8, every_n_epochs: int = 1,
+                 seed: int = 4321) -> None:
+        super().__init__(dirpath, every_n_epochs)
+        interpolate_latents(torch.zeros(2), torch.ones(2), steps, "linear")  # validates steps now
+        self.rows, self.steps, self.seed = rows, steps, seed
+
+    def applies(self, pl_module: LightningModule) -> bool:
+        """Modules with embeddings to interpolate between."""
+        return hasattr(pl_module, "embedding_pairs") and \
+            pl_module.embedding_pairs(1, torch.Generator().manual_seed(self.seed)) is not None
+
+    def render(self, pl_module: LightningModule) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(self.seed)
+        start, end = pl_module.embedding_pairs(self.rows, generator)
+        h = torch.cat([interpolate_latents(start[r], end[r], self.steps, "linear") for r in range(self.rows)])
+        z = pl_module.fixed_z[torch.arange(self.rows) % len(pl_module.fixed_z)]
+        z = z.repeat_interleave(self.steps, dim=0)
+        return make_grid(pl_module.generate_from_embeddings(z, h), nrow=self.steps)

@@ -165,8 +165,6 @@ class PixelCNNModule(LightningModule):
         each level drawn by inverse CDF from the uniform noise ``z`` ``(B, C, H, W)``; class-conditional on
         ``labels`` (``conditional``), or, for the auto-encoder, on the codes of :attr:`fixed_images`
         (cycled to ``B``; none before the first validation: zeros)."""
-        from lightning_modules.pixelcnn_sampling import sample
-
         h = None
         if self.encoder is not None:
             if self.fixed_images.numel():
@@ -175,6 +173,34 @@ class PixelCNNModule(LightningModule):
                 h = torch.zeros(z.shape[0], self.encoder.latent_dim, device=self.device)
         elif self.hparams.conditional:
             h = self.condition(labels)
+        return self.generate_from_embeddings(z, h)
+
+    def embedding_pairs(self, rows: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor] | None:
+        """Start and end embeddings ``h`` ``(rows, m)`` to interpolate between (Sec. 2.3-2.4): the one-hot
+        vectors of two different random classes (``conditional``), the codes of two different validation
+        images (auto-encoder, after the first validation), else ``None``."""
+        hp = self.hparams
+        if hp.conditional and hp.num_classes > 1:
+            first = torch.randint(hp.num_classes, (rows,), generator=generator)
+            second = (first + torch.randint(1, hp.num_classes, (rows,), generator=generator)) % hp.num_classes
+            return self.condition(first.to(self.device)), self.condition(second.to(self.device))
+        if self.encoder is not None and len(self.fixed_images) > 1:
+            first = torch.randint(len(self.fixed_images), (rows,), generator=generator)
+            second = (first + torch.randint(1, len(self.fixed_images), (rows,), generator=generator)) \
+                % len(self.fixed_images)
+            with torch.no_grad():
+                return (self.condition(None, self.fixed_images[first.to(self.device)]),
+                        self.condition(None, self.fixed_images[second.to(self.device)]))
+        return None
+
+    @torch.no_grad()
+    def generate_from_embeddings(self, z: Tensor, h: Tensor | None) -> Tensor:
+        """Images ``(B, C, H, W)`` in ``[-1, 1]`` sampled from the uniform noise ``z`` ``(B, C, H, W)`` given
+        any embeddings ``h`` ``(B, m)`` (e.g. interpolated one-hot classes or auto-encoder codes; ``None``
+        for an unconditional model)."""
+        from lightning_modules.pixelcnn_sampling import sample
+
+        h = None if h is None else h.to(self.device)
         levels = sample(self.network, z.to(self.device), h=h, cached=self.hparams.cached_sampling)
         return from_levels(levels, self.hparams.levels)
 

@@ -85,8 +85,8 @@ def test_class_conditional_digits_with_17_levels_writes_a_sample_grid(tmp_path):
                          "model.conditional=true", "trainer.max_epochs=1", "model.num_fixed=10", *TINY[:2],
                          "logger=csv", "callbacks.evaluation=null", "callbacks.parzen=null"], tmp_path)
     assert 0 < metrics["test/bits_per_dim"] < math.log2(17) + 0.5
-    grids = sorted((tmp_path / "samples").glob("samples_epoch_*.png"))
-    assert [p.name for p in grids] == ["samples_epoch_000.png"]
+    grids = sorted(p.name for p in (tmp_path / "samples").glob("*.png"))
+    assert grids == ["embedding_interpolation_epoch_000.png", "samples_epoch_000.png"]
 
 
 def test_autoencoder_conditions_on_the_code_of_the_image_and_samples_from_validation_codes(tmp_path):
@@ -95,6 +95,7 @@ def test_autoencoder_conditions_on_the_code_of_the_image_and_samples_from_valida
                          "model.encoder.widths=[8]"], tmp_path)
     assert 0 < metrics["test/bits_per_dim"] < math.log2(17) + 0.5
     assert (tmp_path / "samples" / "samples_epoch_000.png").is_file()
+    assert (tmp_path / "samples" / "embedding_interpolation_epoch_000.png").is_file()
 
 
 def test_autoencoder_code_changes_the_likelihood():
@@ -112,3 +113,11 @@ def test_autoencoder_code_changes_the_likelihood():
     assert (before - after).abs().min() > 1e-4
     with pytest.raises(ValueError, match="condition on the class or on a code"):
         module(conditional=True, num_classes=10, encoder=DCIGNEncoder(4, 1, latent_dim=3, widths=[4]))
+
+
+def test_embedding_pairs_are_two_different_classes():
+    m = module(conditional=True, num_classes=10, levels=2)
+    start, end = m.embedding_pairs(50, torch.Generator().manual_seed(0))
+    assert start.shape == end.shape == (50, 10)
+    assert (start.argmax(1) != end.argmax(1)).all() and torch.equal(start.sum(1), torch.ones(50))
+    assert module().embedding_pairs(3) is None   # unconditional: nothing to interpolate
