@@ -26,6 +26,7 @@ once) gives it as ``K vec(Q)`` in ``D^4``, cheaper when ``U > D / 2`` and ``D`` 
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -111,11 +112,15 @@ class NodeObjective:
         """``N``, the points through the node."""
         return float(self.count.sum())
 
+    @functools.cached_property
+    def gram(self) -> np.ndarray:
+        """``sum_s N_s P_s`` ``(D, D)``, the matrix of the closed-form bias (independent of ``Q``)."""
+        return np.einsum("s,sde->de", self.count, self.precision)
+
     def bias_term(self, q: np.ndarray) -> np.ndarray:
         """The closed-form ``w = Q b`` for this ``Q`` ``(D, D)``; ``(D,)``."""
-        gram = np.einsum("s,sde->de", self.count, self.precision)
         rhs = np.einsum("sde,se->d", self.precision, self.sums @ q.T) - self.count @ self.shift
-        return np.linalg.solve(gram, rhs)
+        return np.linalg.solve(self.gram, rhs)
 
     def quadratic(self, q: np.ndarray) -> np.ndarray:
         """``sum_s P_s Q M_s`` ``(D, D)``, in the Kronecker form when ``K`` is built (eqs. 13-14)."""
@@ -253,8 +258,9 @@ def m_step(model: DeepGMM, stats: EMStatistics, *, iterations: int = 50, reg_cov
             q = model.q(j)[i]
             if optimize_q:
                 q, b, result = optimize_node(objective, q, iterations)
-                gain, iters, rejected = gain + result.after - result.before, iters + result.iterations, \
-                    rejected + (not result.accepted)
+                gain += result.after - result.before
+                iters += result.iterations
+                rejected += not result.accepted
             else:
                 b = torch.linalg.solve(q, torch.as_tensor(objective.bias_term(q.cpu().numpy()), dtype=q.dtype,
                                                           device=q.device))

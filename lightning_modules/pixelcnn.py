@@ -12,6 +12,7 @@ from pytorch_lightning import LightningModule
 from torch import Tensor
 
 from lightning_modules.networks.pixelcnn import from_levels
+from lightning_modules.pixelcnn_sampling import sample as sample_levels
 from metrics.likelihood import nats_to_bits_per_dim, nll_nats
 from utils.hashing import hashed_uniform, mix64
 
@@ -198,10 +199,8 @@ class PixelCNNModule(LightningModule):
         """Images ``(B, C, H, W)`` in ``[-1, 1]`` sampled from the uniform noise ``z`` ``(B, C, H, W)`` given
         any embeddings ``h`` ``(B, m)`` (e.g. interpolated one-hot classes or auto-encoder codes; ``None``
         for an unconditional model)."""
-        from lightning_modules.pixelcnn_sampling import sample
-
         h = None if h is None else h.to(self.device)
-        levels = sample(self.network, z.to(self.device), h=h, cached=self.hparams.cached_sampling)
+        levels = sample_levels(self.network, z.to(self.device), h=h, cached=self.hparams.cached_sampling)
         return from_levels(levels, self.hparams.levels)
 
     def sample(self, num_samples: int, labels: Tensor | None = None,

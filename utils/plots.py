@@ -32,11 +32,11 @@ def line_image(series: dict[str, tuple[list[float], list[float]]], levels: dict[
     Raises:
         ValueError: if a series' ``x`` and ``y`` differ in length.
     """
-    figure, axes = _figure(size)
     for label, (xs, ys) in series.items():
         if len(xs) != len(ys):
-            plt_close(figure)
             raise ValueError(f"line_image: series {label!r} has {len(xs)} x but {len(ys)} y values")
+    figure, axes = _figure(size)
+    for label, (xs, ys) in series.items():
         axes.plot(xs, ys, marker="o", label=label)
     for label, level in (levels or {}).items():
         axes.axhline(level, linestyle="--", color="gray", label=label)
@@ -56,13 +56,6 @@ def _figure(size: tuple[float, float]):
     return plt.subplots(figsize=size, dpi=100)
 
 
-def plt_close(figure) -> None:
-    """Release a figure made by this module."""
-    import matplotlib.pyplot as plt
-
-    plt.close(figure)
-
-
 def _render(figure, axes, title: str, x_label: str, y_label: str) -> torch.Tensor:
     try:
         axes.set(title=title, xlabel=x_label, ylabel=y_label)
@@ -71,5 +64,7 @@ def _render(figure, axes, title: str, x_label: str, y_label: str) -> torch.Tenso
         figure.canvas.draw()
         rgba = np.asarray(figure.canvas.buffer_rgba())
     finally:
-        plt_close(figure)
+        import matplotlib.pyplot as plt
+
+        plt.close(figure)
     return torch.from_numpy(rgba[..., :3].copy()).permute(2, 0, 1).contiguous()
