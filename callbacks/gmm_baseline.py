@@ -41,6 +41,7 @@ class ShallowGMMBaseline(Callback):
         return hasattr(pl_module, "num_parameters") and hasattr(getattr(trainer, "datamodule", None), "dataset")
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Fit the baseline and log its test log-likelihood next to the Deep GMM's."""
         if not self.applies(trainer, pl_module):
             return
         datamodule = trainer.datamodule

@@ -193,6 +193,7 @@ class BSDS300DataModule(PatchDataModule):
         self.split_images: dict[str, list[str]] = {}
 
     def build_splits(self) -> dict[str, PatchDataset]:
+        """Patches from the BSDS300 folder or HDF5 file (see the class docstring for the errors raised)."""
         if self.root is None:
             raise FileNotFoundError(f"data.root is not set; expected {layout(self.dim)}")
         kind, source = find_source(self.root, self.format, self.dim)

@@ -235,6 +235,7 @@ class PatchesDataModule(PatchDataModule):
         return split_items(list(PATCH_PHOTO_NAMES), self.val_photos, self.test_photos, self.split_seed)
 
     def build_splits(self) -> dict[str, PatchDataset]:
+        """Patches of the embedded photographs, split by photograph (:meth:`split_names`)."""
         datasets = {}
         for split, names in self.split_names().items():
             images = ((name, load_gray_photo(name)) for name in names)

@@ -122,6 +122,7 @@ class TinyImagesDataModule(PatchDataModule):
             yield str(path), downsample(gray, self.patch_size, self.resample)
 
     def build_splits(self) -> dict[str, PatchDataset]:
+        """One 8x8 patch per image file, split by file (see the class docstring for the errors raised)."""
         paths = self.list_files()
         n = len(paths)
         n_val = split_size(self.val_images, n, "val_images")

@@ -143,6 +143,7 @@ class DeepGMMModule(LightningModule):
 
     # -------------------------------------------------------------------------------------------- train
     def on_train_epoch_start(self) -> None:
+        """A new EM iteration: empty sufficient statistics and totals."""
         self._stats = EMStatistics(self.gmm)
         # points, sum of log p(x), sum of the E-step objective, points whose random start won
         self._totals = torch.zeros(4, dtype=torch.float64, device=self.device)

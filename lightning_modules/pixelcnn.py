@@ -154,6 +154,7 @@ class PixelCNNModule(LightningModule):
         self._log("test", self.nll(batch[0], batch[1]))
 
     def configure_optimizers(self):
+        """The partial ``optimizer`` on all parameters (encoder included), with the optional scheduler."""
         optimizer = self.optimizer_factory(self.parameters())
         if self.scheduler_factory is None:
             return optimizer

@@ -465,6 +465,7 @@ class _Conditioning(nn.Module):
         self.map = nn.Conv2d(map_channels, width, 1, bias=False) if map_channels else None
 
     def forward(self, h: Tensor | None, s: Tensor | None) -> Tensor | None:
+        """``V^T h`` ``(B, width, 1, 1)`` plus ``V * s`` ``(B, width, H, W)`` (eqs. 4-5), or ``None`` if neither."""
         out = None
         if self.vector is not None and h is not None:
             out = self.vector(h)[:, :, None, None]
