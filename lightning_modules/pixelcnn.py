@@ -48,7 +48,8 @@ class PixelCNNModule(LightningModule):
         optimizer: partial optimizer (the papers: RMSprop / Adam).
         levels: ``L`` intensity levels per sub-pixel.
         channels, image_size: the data's (``data.channels``, ``data.image_size``).
-        conditional: condition on the class (needs ``num_classes > 0``).
+        conditional: condition on the class (needs ``num_classes > 0``; the presets set it when the dataset
+            has labels), see :meth:`condition`.
         num_classes: ``data.num_classes``.
         binarize: ``"none"``, ``"dynamic"`` or ``"fixed"`` (``levels=2`` only).
         binarize_seed: seed of the fixed binarization.
@@ -116,13 +117,26 @@ class PixelCNNModule(LightningModule):
         return (noise < intensity).long()
 
     def condition(self, labels: Tensor | None, levels: Tensor | None = None) -> Tensor | None:
-        """The network's ``h``: the one-hot class ``(B, num_classes)`` of int ``labels`` ``(B,)``
-        (``conditional``), the code ``(B, m)`` of the quantized images ``levels`` (auto-encoder), or ``None``."""
+        """The network's ``h`` (Sec. 2.3-2.4): the code ``(B, m)`` of the quantized images ``levels``
+        (auto-encoder); with ``conditional``, the one-hot class ``(B, num_classes)`` of int ``labels`` ``(B,)``
+        (a negative label, an unlabelled image as in ``data=tfd``, gets ``h = 0``) or, for labels that are
+        already vectors ``(B, num_classes)`` (e.g. CelebA's multi-hot attributes), those labels as floats;
+        ``None`` for an unconditional model.
+
+        Raises:
+            ValueError: vector labels whose width is not ``num_classes`` (names ``data.num_classes``).
+        """
         if self.encoder is not None:
             return self.encoder((from_levels(levels, self.hparams.levels) + 1) / 2)
         if not self.hparams.conditional:
             return None
-        return F.one_hot(labels.long(), self.hparams.num_classes).float()
+        classes = self.hparams.num_classes
+        if labels.dim() == 2:
+            if labels.shape[1] != classes:
+                raise ValueError(f"labels of width {labels.shape[1]} but data.num_classes={classes}")
+            return labels.float()
+        labels = labels.long()
+        return F.one_hot(labels.clamp(min=0), classes).float() * (labels >= 0).unsqueeze(1)
 
     # ------------------------------------------------------------------------------------- likelihood
     def nll(self, images: Tensor, labels: Tensor | None, stochastic: bool = False) -> Tensor:

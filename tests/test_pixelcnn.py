@@ -121,3 +121,26 @@ def test_embedding_pairs_are_two_different_classes():
     assert start.shape == end.shape == (50, 10)
     assert (start.argmax(1) != end.argmax(1)).all() and torch.equal(start.sum(1), torch.ones(50))
     assert module().embedding_pairs(3) is None   # unconditional: nothing to interpolate
+
+
+def test_condition_one_hot_unlabelled_and_vector_labels():
+    m = module(conditional=True, num_classes=4)
+    h = m.condition(torch.tensor([2, -1, 0]))
+    assert torch.equal(h, torch.tensor([[0.0, 0, 1, 0], [0, 0, 0, 0], [1, 0, 0, 0]]))
+    attributes = torch.tensor([[1, 0, 1, 1], [0, 1, 0, 0]])         # multi-hot, e.g. CelebA attributes
+    assert torch.equal(m.condition(attributes), attributes.float())
+    with pytest.raises(ValueError, match="width 3 but data.num_classes=4"):
+        m.condition(torch.ones(2, 3))
+
+
+@pytest.mark.parametrize(("overrides", "conditional"), [
+    (["model=gated_pixelcnn", "data=mnist5k"], True),                 # labelled data: class-conditional
+    (["model=pixelcnn", "data=digits"], True),
+    (["model=gated_pixelcnn", "data=celeba"], False),                 # no labels: unconditional
+    (["model=gated_pixelcnn", "data=mnist5k", "model.conditional=false"], False),
+    (["model=pixelcnn_autoencoder", "data=mnist5k"], False),          # the code conditions, not the class
+])
+def test_presets_condition_on_the_class_when_the_data_has_labels(overrides, conditional, tmp_path):
+    from tests.hydra_helpers import compose_train
+
+    assert compose_train(overrides, tmp_path).model.conditional is conditional
