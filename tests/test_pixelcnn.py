@@ -144,3 +144,27 @@ def test_presets_condition_on_the_class_when_the_data_has_labels(overrides, cond
     from tests.hydra_helpers import compose_train
 
     assert compose_train(overrides, tmp_path).model.conditional is conditional
+
+
+def test_colour_256_levels_on_a_cifar10_folder(tmp_path):
+    from tests.fixtures_data import write_cifar10
+
+    write_cifar10(tmp_path / "cifar10", n_per_batch=10)
+    metrics = run_train(["model=gated_pixelcnn", "data=cifar10", f"data.root={tmp_path / 'cifar10'}",
+                         "data.val_size=10", "model.levels=256", "model.binarize=none", "debug=fdr",
+                         "model.network.hidden=6", *TINY[1:]], tmp_path / "run")
+    # R -> G -> B softmaxes over 256 levels, class-conditional: about 8 bits per sub-pixel untrained
+    assert 7.0 < metrics["test/bits_per_dim"] < 9.0
+    assert metrics["test/nll"] == pytest.approx(metrics["test/bits_per_dim"] * 3 * 32 * 32 * math.log(2), rel=1e-4)
+
+
+def test_celeba_multi_hot_attributes_condition_the_model(tmp_path):
+    from tests.fixtures_data import CELEBA_ATTRIBUTES, write_celeba
+
+    write_celeba(tmp_path / "celeba", n=12)
+    metrics = run_train(["model=gated_pixelcnn", "data=celeba", f"data.root={tmp_path / 'celeba'}",
+                         f"data.attributes=[{CELEBA_ATTRIBUTES[0]},{CELEBA_ATTRIBUTES[1]}]", "data.num_classes=2",
+                         "data.image_size=8", "data.batch_size=4", "data.num_workers=0", "data.crop_size=16",
+                         "model.levels=256", "model.binarize=none", "debug=fdr", "model.network.hidden=6",
+                         *TINY[1:]], tmp_path / "run")
+    assert 7.0 < metrics["test/bits_per_dim"] < 9.0
