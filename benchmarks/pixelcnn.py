@@ -7,7 +7,7 @@ test on a fixed binarization) and scikit-learn's ``digits`` (8 x 8, 17 levels). 
 (nats per image) and bits/dim; the conditional Gated PixelCNN's last sample grid (a column per class) is
 copied to ``docs/results/pixelcnn/``.
 
-    python benchmarks/pixelcnn.py [--mnist-epochs 2] [--digits-epochs 20] [extra overrides ...]
+    python benchmarks/pixelcnn.py [--mnist-epochs 10] [--digits-epochs 20] [extra overrides ...]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ MODELS = [("pixelcnn", False), ("gated_pixelcnn", False), ("pixelcnn", True), ("
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mnist-epochs", type=int, default=2)
+    parser.add_argument("--mnist-epochs", type=int, default=10)
     parser.add_argument("--digits-epochs", type=int, default=20)
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "benchmarks" / "pixelcnn")

@@ -47,6 +47,7 @@ from lightning_modules.networks.pixelcnn import (
     check_pixel_input,
     check_s,
     from_levels,
+    gate,
 )
 
 __all__ = [
@@ -152,6 +153,31 @@ def _check_levels_input(network: nn.Module, levels: Tensor, owner: str) -> Tenso
     return levels.long()
 
 
+class _Draws:
+    """The levels drawn so far, int64 ``(B, C, H, W)`` in ``[0, L)``, and optionally the ``(B, L, C, H, W)``
+    conditionals they were drawn from: the bookkeeping every sampler shares.
+
+    :meth:`take` draws sub-pixel ``(c, i, j)`` by :func:`inverse_cdf` of ``z[:, c, i, j]`` or, given
+    ``targets`` (teacher forcing, :meth:`_SequentialSampler.conditionals`), copies ``targets[:, c, i, j]``.
+    """
+
+    def __init__(self, shape: torch.Size, levels: int, dtype: torch.dtype, device: torch.device,
+                 z: Tensor | None = None, targets: Tensor | None = None, keep_logits: bool = False) -> None:
+        batch, channels, height, width = shape
+        self.idx = torch.zeros(batch, channels, height, width, dtype=torch.long, device=device)
+        self.logits = (torch.zeros(batch, levels, channels, height, width, dtype=dtype, device=device)
+                       if keep_logits else None)
+        self.z, self.targets = z, targets
+
+    def take(self, logits: Tensor, c: int, i: int, j: int) -> Tensor:
+        """Record sub-pixel ``(c, i, j)`` from its conditional ``logits`` ``(B, L)``; its levels ``(B,)``."""
+        level = inverse_cdf(logits, self.z[:, c, i, j]) if self.targets is None else self.targets[:, c, i, j]
+        self.idx[:, c, i, j] = level
+        if self.logits is not None:
+            self.logits[:, :, c, i, j] = logits
+        return level
+
+
 # ----------------------------------------------------------------------------------------- full sampler
 
 
@@ -190,21 +216,15 @@ def sample_full(
         TypeError: a network without ``.channels``/``.levels``.
     """
     z, h, s = _check_sampling_inputs(network, z, h, s, "sample_full")
-    batch, channels, height, width = z.shape
-    levels = network.levels
+    _, channels, height, width = z.shape
     dtype = _param_dtype(network)
-    idx = torch.zeros(batch, channels, height, width, dtype=torch.long, device=z.device)
-    all_logits = (
-        torch.zeros(batch, levels, channels, height, width, dtype=dtype, device=z.device) if return_logits else None
-    )
+    draws = _Draws(z.shape, network.levels, dtype, z.device, z=z, keep_logits=return_logits)
     for i in range(height):
         for j in range(width):
             for c in range(channels):
-                logits = network(from_levels(idx, levels, dtype), h, s)[:, :, c, i, j]
-                idx[:, c, i, j] = inverse_cdf(logits, z[:, c, i, j])
-                if all_logits is not None:
-                    all_logits[:, :, c, i, j] = logits
-    return (idx, all_logits) if all_logits is not None else idx
+                logits = network(from_levels(draws.idx, network.levels, dtype), h, s)[:, :, c, i, j]
+                draws.take(logits, c, i, j)
+    return (draws.idx, draws.logits) if return_logits else draws.idx
 
 
 # --------------------------------------------------------------------------------- cached gated sampler
@@ -228,12 +248,6 @@ class _GatedLayer(NamedTuple):
 
 def _as(t: Tensor | None, dtype: torch.dtype) -> Tensor | None:
     return None if t is None else t.to(dtype)
-
-
-def _gate_last(x: Tensor) -> Tensor:
-    """Gated activation over the last dim ``[f, g]``: ``tanh(f) * sigmoid(g)`` (eq. 2)."""
-    f, g = x.chunk(2, dim=-1)
-    return torch.tanh(f) * torch.sigmoid(g)
 
 
 def _row(t: Tensor | None, i: int) -> Tensor | None:
@@ -403,11 +417,7 @@ class CachedGatedSampler(_SequentialSampler):
         n_layers = len(layers)
         widths = [channels] + [net.hidden] * n_layers  # input maps of layer l (l = n_layers: the head's)
 
-        idx = torch.zeros(batch, channels, height, width, dtype=torch.long, device=device)
-        all_logits = (
-            torch.zeros(batch, levels, channels, height, width, dtype=dtype, device=device)
-            if keep_logits else None
-        )
+        draws = _Draws(shape, levels, dtype, device, z=z, targets=targets, keep_logits=keep_logits)
         # vertical inputs of every layer, zero-padded like VerticalStackConv: r rows on top, r columns each side
         vbuf = [torch.zeros(batch, widths[l], height + r, width + 2 * r, dtype=dtype, device=device)
                 for l in range(n_layers)]
@@ -432,22 +442,15 @@ class CachedGatedSampler(_SequentialSampler):
                     for l, layer in enumerate(layers):
                         window = hrow[l][:, j : j + r + 1].reshape(batch, -1)  # columns j - r .. j
                         pre = F.linear(window, layer.wh) + row_bias[l][:, j]
-                        out = F.linear(_gate_last(pre), layer.wo, layer.bo)
+                        out = F.linear(gate(pre, dim=-1), layer.wo, layer.bo)
                         if layer.residual:
                             out = out + hrow[l][:, j + r]
                         hrow[l + 1][:, j + r] = out
                     y = hrow[n_layers][:, j + r]
                     for w, b in head:
                         y = F.linear(torch.relu(y), w, b)
-                    logits = y.view(batch, channels, levels)[:, c]
-                    if targets is None:
-                        level = inverse_cdf(logits, z[:, c, i, j])
-                    else:
-                        level = targets[:, c, i, j]
-                    idx[:, c, i, j] = level
+                    level = draws.take(y.view(batch, channels, levels)[:, c], c, i, j)
                     hrow[0][:, j + r, c] = from_levels(level, levels, dtype)
-                    if all_logits is not None:
-                        all_logits[:, :, c, i, j] = logits
             if i + 1 == height:
                 break
             # row i is complete: feed it to the vertical stack and compute row i of every layer bottom-up
@@ -458,9 +461,9 @@ class CachedGatedSampler(_SequentialSampler):
                 link_rows[l] = F.linear(v_pre, layer.wl, layer.bl)  # shift_down: row i feeds row i + 1
                 if l + 1 < n_layers:
                     cond = _row(layer.cond_v, i)
-                    v_out = _gate_last(v_pre if cond is None else v_pre + cond)
+                    v_out = gate(v_pre if cond is None else v_pre + cond, dim=-1)
                     vbuf[l + 1][:, :, i + r, r : r + width] = v_out.transpose(1, 2)
-        return idx, all_logits
+        return draws.idx, draws.logits
 
 
 # ----------------------------------------------------------------------------- windowed PixelCNN sampler
@@ -506,15 +509,11 @@ class WindowedPixelCNNSampler(_SequentialSampler):
         keep_logits: bool = False,
     ) -> tuple[Tensor, Tensor | None]:
         net = self.network
-        batch, channels, height, width = shape
+        _, channels, height, width = shape
         levels, reach = net.levels, net.reach
         dtype = _param_dtype(net)
-        idx = torch.zeros(batch, channels, height, width, dtype=torch.long, device=device)
-        x = from_levels(idx, levels, dtype)
-        all_logits = (
-            torch.zeros(batch, levels, channels, height, width, dtype=dtype, device=device)
-            if keep_logits else None
-        )
+        draws = _Draws(shape, levels, dtype, device, z=z, targets=targets, keep_logits=keep_logits)
+        x = from_levels(draws.idx, levels, dtype)
         for i in range(height):
             top = max(0, i - reach)
             for j in range(width):
@@ -523,15 +522,8 @@ class WindowedPixelCNNSampler(_SequentialSampler):
                 for c in range(channels):
                     window = x[:, :, top : i + 1, left:right]
                     logits = self._window_logits(window, h, s_win)[:, :, c, i - top, j - left]
-                    if targets is None:
-                        level = inverse_cdf(logits, z[:, c, i, j])
-                    else:
-                        level = targets[:, c, i, j]
-                    idx[:, c, i, j] = level
-                    x[:, c, i, j] = from_levels(level, levels, dtype)
-                    if all_logits is not None:
-                        all_logits[:, :, c, i, j] = logits
-        return idx, all_logits
+                    x[:, c, i, j] = from_levels(draws.take(logits, c, i, j), levels, dtype)
+        return draws.idx, draws.logits
 
 
 # ------------------------------------------------------------------------------------------ dispatch

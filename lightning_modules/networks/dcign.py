@@ -115,7 +115,7 @@ class DCIGNDecoder(_Geometry):
     """
 
     def __init__(self, image_size: int = 64, channels: int = 1, latent_dim: int = 200,
-                 widths: Sequence[int] = (96, 64, 32), kernel_size: int = 5, variational: bool = True) -> None:
+                 widths: Sequence[int] = (96, 64, 32), kernel_size: int = 5) -> None:
         super().__init__()
         widths, kernel_size = self.set_geometry(image_size, channels, latent_dim, widths, kernel_size)
         self.base = (widths[-1], self.sizes[-1])

@@ -302,13 +302,15 @@ def shift_down(x: Tensor) -> Tensor:
     return F.pad(x, (0, 0, 1, 0))[..., : x.shape[-2], :]
 
 
-def gate(x: Tensor) -> Tensor:
-    """Gated activation ``tanh(f) * sigmoid(g)`` of ``x = [f, g]`` (Gated PixelCNN paper, Sec. 2.1, eq. 2).
+def gate(x: Tensor, dim: int = 1) -> Tensor:
+    """Gated activation ``tanh(f) * sigmoid(g)`` of ``x = [f, g]`` split along ``dim`` (Gated PixelCNN
+    paper, Sec. 2.1, eq. 2).
 
     Shapes:
-        ``(B, 2p, H, W) -> (B, p, H, W)``, values in (-1, 1).
+        ``(B, 2p, H, W) -> (B, p, H, W)`` (``dim=1``; channels-last rows ``(..., 2p) -> (..., p)`` with
+        ``dim=-1``), values in (-1, 1).
     """
-    f, g = x.chunk(2, dim=1)
+    f, g = x.chunk(2, dim=dim)
     return torch.tanh(f) * torch.sigmoid(g)
 
 
