@@ -155,6 +155,8 @@ class EmbeddingInterpolation(EpochImageCallback):
             pl_module.embedding_pairs(1, torch.Generator().manual_seed(self.seed)) is not None
 
     def render(self, pl_module: LightningModule) -> torch.Tensor:
+        """The uint8 grid ``(C, H', W')`` (:func:`make_grid`): ``rows`` rows of ``steps`` images, ``h``
+        moving linearly from the row's start embedding to its end one, the noise fixed per row (``fixed_z``)."""
         generator = torch.Generator().manual_seed(self.seed)
         start, end = pl_module.embedding_pairs(self.rows, generator)
         h = torch.cat([interpolate_latents(start[r], end[r], self.steps, "linear") for r in range(self.rows)])

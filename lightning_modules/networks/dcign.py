@@ -94,6 +94,8 @@ class DCIGNEncoder(_Geometry):
         self.logvar = nn.Linear(flat, self.latent_dim) if variational else None
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor] | Tensor:
+        """``x (B, C, S, S)`` in ``[0, 1]`` -> ``(mu, logvar)``, both ``(B, latent_dim)``, or the code
+        ``mu`` alone with ``variational=False``. Raises ValueError on a misshapen ``x``."""
         check_images(x, self.channels, self.image_size, type(self).__name__)
         h = self.features(x)
         return self.mu(h) if self.logvar is None else (self.mu(h), self.logvar(h))
