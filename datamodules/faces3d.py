@@ -33,7 +33,8 @@ class RenderedFaceBatches(FactorBatches):
         identity_ids: int64 ``(M,)`` the heads of this split (indices into ``identities``).
         batch_size: images per batch (an intrinsic batch needs that many heads in the split).
         channels: 1 (as rendered) or 3 (gray repeated).
-        cache: keep each rendered batch (uint8) in memory after its first use.
+        cache: keep each rendered batch (uint8) in memory after its first use (the split's first ``num_batches``
+            batches; later epochs' new batches are rendered once and dropped).
         num_batches, batch_types, ratio, seed: see :class:`FactorBatches`.
 
     Items: ``(images (B, C, H, W) in [-1, 1], factors (B, 4) = azimuth, elevation, light [rad], identity,
@@ -81,7 +82,7 @@ class RenderedFaceBatches(FactorBatches):
                                             *(factors[:, k].numpy() for k in range(3)))
             pixels = torch.from_numpy(rendered).mul(255.0).round().to(torch.uint8)
             factors = factors.float()
-            if self.cache:
+            if self.cache and index < len(self):
                 self._cached[index] = (pixels, factors)
         images = to_signed(convert_channels(pixels, self.channels))
         return images, factors

@@ -15,6 +15,12 @@ The loaders serve these with ``batch_size=None`` (no further collation), so Ligh
 shuffling and distributed sampling act on whole batches. Batch types are drawn at random in the
 configured ratio (the paper's 1:1:1:10 for azimuth : elevation : light : intrinsic), by a seeded
 generator so that a split is the same in every run.
+
+Batch ``i``'s content depends only on ``(seed, i)``, so a split can serve new batches for ever: with
+``data.redraw_train_batches`` (the default) epoch ``e`` trains on batches ``e * n ... e * n + n - 1``
+(:class:`RedrawSampler`), new renders or new draws from the image collection each epoch, as the paper
+trains on about 12,000 distinct batches (Sec. 4.1) rather than ``n`` batches seen again and again.
+Validation and test keep their fixed ``n`` batches.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from datamodules.base import ImageDataModule
 
@@ -94,11 +100,28 @@ class FactorBatches(Dataset):
         if num_batches < 1:
             raise ValueError(f"a split needs at least one batch, got {num_batches}")
         self.batch_types = tuple(batch_types)
-        self.seed = seed
+        self.seed, self.ratio = seed, tuple(ratio)
         self.schedule = batch_type_schedule(num_batches, ratio, seed)
+        #: whether batches past ``len(self)`` can be drawn (False for a fixed list of batches)
+        self.redrawable = True
+        self._later_block: tuple[int, torch.Tensor] | None = None
 
     def __len__(self) -> int:
         return len(self.schedule)
+
+    def batch_type_index(self, index: int) -> int:
+        """The batch type (an index into ``batch_types``) of batch ``index >= 0``.
+
+        Indices ``0 ... n - 1`` follow ``schedule``; each later block of ``n`` (a later epoch's new
+        batches, see :class:`RedrawSampler`) has its own schedule in the same ratio.
+        """
+        block, offset = divmod(index, len(self.schedule))
+        if block == 0:
+            return int(self.schedule[offset])
+        if self._later_block is None or self._later_block[0] != block:
+            seed = 10_000_019 * block + self.seed  # apart from the batches' own seeds (seed * 1_000_003 + i)
+            self._later_block = (block, batch_type_schedule(len(self.schedule), self.ratio, seed))
+        return int(self._later_block[1][offset])
 
     def generator(self, index: int) -> torch.Generator:
         """The seeded generator of batch ``index``: a batch's content depends only on (seed, index)."""
@@ -109,9 +132,9 @@ class FactorBatches(Dataset):
         raise NotImplementedError
 
     def __getitem__(self, index: int):
-        if not 0 <= index < len(self):
+        if index < 0 or (index >= len(self) and not self.redrawable):
             raise IndexError(f"batch {index} out of range for {len(self)} batches")
-        kind = int(self.schedule[index])
+        kind = self.batch_type_index(index)
         images, factors = self.make_batch(index, self.batch_types[kind])
         return images, factors, torch.tensor(kind, dtype=torch.long)
 
@@ -196,12 +219,13 @@ class GroupedFactorBatches(FactorBatches):
                                     f"{self.source}, batch {b} ({kind})")
         self.fixed = [torch.as_tensor(list(m), dtype=torch.long) for m in batches]
         self.schedule = torch.tensor([self.batch_types.index(k) for k in kinds], dtype=torch.long)
+        self.redrawable = False
 
     def members(self, index: int) -> torch.Tensor:
         """int64 indices of the images in batch ``index``."""
         if self.fixed is not None:
             return self.fixed[index]
-        groups = self.groups[self.batch_types[int(self.schedule[index])]]
+        groups = self.groups[self.batch_types[self.batch_type_index(index)]]
         g = self.generator(index)
         group = groups[int(torch.randint(len(groups), (1,), generator=g))]
         pick = torch.randperm(len(group), generator=g)[: self.batch_size]
@@ -214,6 +238,33 @@ class GroupedFactorBatches(FactorBatches):
         else:
             images = torch.stack([self.images[int(j)][0] for j in idx])
         return images, self.factors[idx]
+
+
+class RedrawSampler(Sampler[int]):
+    """Training batch indices that are new every epoch: epoch ``e`` yields ``e * n ... e * n + n - 1`` in a
+    random order, so a :class:`FactorBatches` split renders or draws ``n`` new batches per epoch.
+
+    Lightning calls :meth:`set_epoch` at the start of every epoch (also through its distributed wrapper),
+    so a resumed run continues with the batches of its epoch.
+
+    Args:
+        num_batches: ``n``, batches per epoch.
+        seed: seed of the order within an epoch.
+    """
+
+    def __init__(self, num_batches: int, seed: int) -> None:
+        self.num_batches, self.seed, self.epoch = int(num_batches), int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Serve the batches of epoch ``epoch`` (>= 0) next."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def __iter__(self):
+        order = torch.randperm(self.num_batches, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        return iter((self.epoch * self.num_batches + order).tolist())
 
 
 class FactorDataModule(ImageDataModule):
@@ -230,6 +281,9 @@ class FactorDataModule(ImageDataModule):
         eval_batch_ratio: the ratio of the validation and test splits (``None``: ``batch_ratio``); an even
             ratio gives every factor's evaluation as many batches.
         train_batches, val_batches, test_batches: batches per split (per epoch for train).
+        redraw_train_batches: train on ``train_batches`` new batches every epoch (:class:`RedrawSampler`);
+            False: the same batches every epoch, shuffled. Splits given as a fixed list of batches (a
+            ``batch`` column) always serve those.
         **kwargs: :class:`datamodules.base.ImageDataModule` (``batch_size`` is images per batch).
 
     Raises:
@@ -239,8 +293,10 @@ class FactorDataModule(ImageDataModule):
 
     def __init__(self, factor_names: Sequence[str], batch_types: Sequence[str], batch_ratio: Sequence[float],
                  eval_batch_ratio: Sequence[float] | None = None, train_batches: int = 500,
-                 val_batches: int = 20, test_batches: int = 50, **kwargs) -> None:
+                 val_batches: int = 20, test_batches: int = 50, redraw_train_batches: bool = True,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
+        self.redraw_train_batches = bool(redraw_train_batches)
         self.factor_names, self.batch_types = tuple(factor_names), tuple(batch_types)
         self.batch_ratio = tuple(float(r) for r in batch_ratio)
         self.eval_batch_ratio = self.batch_ratio if eval_batch_ratio is None else \
@@ -264,5 +320,9 @@ class FactorDataModule(ImageDataModule):
         return self.batch_ratio if split == "train" else self.eval_batch_ratio
 
     def _loader(self, split: str, shuffle: bool, drop_last: bool) -> DataLoader:
-        return DataLoader(self.dataset(split), batch_size=None, shuffle=shuffle, num_workers=self.num_workers,
+        dataset = self.dataset(split)
+        sampler = None
+        if split == "train" and self.redraw_train_batches and getattr(dataset, "redrawable", False):
+            sampler, shuffle = RedrawSampler(len(dataset), self.split_seed_of(split)), False
+        return DataLoader(dataset, batch_size=None, shuffle=shuffle, sampler=sampler, num_workers=self.num_workers,
                           pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0)

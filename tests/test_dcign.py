@@ -126,6 +126,86 @@ def test_faces3d_batches_vary_one_factor_with_disjoint_identities():
     assert torch.equal(again.dataset("train")[5][0], dm.dataset("train")[5][0])
 
 
+def _faces3d(**kw):
+    from datamodules.faces3d import Faces3DDataModule
+
+    return Faces3DDataModule(**{"batch_size": 4, "image_size": 16, "batch_ratio": [1, 1, 1, 1],
+                                "batch_types": ["azimuth", "elevation", "light", "intrinsic"], "train_batches": 12,
+                                "val_batches": 4, "test_batches": 4, "train_identities": 10, "val_identities": 4,
+                                "test_identities": 4, **kw})
+
+
+def _contents(loader) -> set[tuple[float, ...]]:
+    """Each batch's factor values, as a set: which batches the loader served (in any order)."""
+    return {tuple(factors.flatten().tolist()) for _, factors, _ in loader}
+
+
+def test_redraw_sampler_serves_the_next_block_of_batches_each_epoch():
+    from datamodules.factor_batches import RedrawSampler
+
+    sampler = RedrawSampler(5, seed=1)
+    first = list(sampler)
+    sampler.set_epoch(3)
+    assert sorted(sampler) == [15, 16, 17, 18, 19] and len(sampler) == 5
+    sampler.set_epoch(0)
+    assert list(sampler) == first and sorted(first) == [0, 1, 2, 3, 4] and first != [0, 1, 2, 3, 4]
+
+
+def test_faces3d_trains_on_new_batches_every_epoch_and_evaluates_on_fixed_ones():
+    from datamodules.factor_batches import RedrawSampler
+
+    dm = _faces3d()
+    loader = dm.train_dataloader()
+    assert isinstance(loader.sampler, RedrawSampler)
+    first = _contents(loader)
+    loader.sampler.set_epoch(1)
+    second = _contents(loader)
+    assert len(first) == len(second) == 12 and not first & second  # 12 new batches
+    loader.sampler.set_epoch(0)
+    assert _contents(loader) == first  # an epoch's batches are reproducible (a resumed run)
+    train = dm.dataset("train")
+    assert len(train._cached) == 12  # only the first epoch's renders are kept
+    for index in range(12, 24):  # later batches still vary one factor, of the training heads
+        _, factors, kind = train[index]
+        kind = int(kind)
+        assert [j for j in range(4) if (factors[:, j] != factors[0, j]).any()] == [3 if kind == 3 else kind]
+    # later epochs draw the batch types in the configured ratio: 6,000 draws, 5 standard errors
+    types = torch.tensor([train.batch_type_index(i) for i in range(12, 12 * 501)])
+    torch.testing.assert_close(torch.bincount(types, minlength=4).double() / len(types),
+                               torch.full((4,), 0.25, dtype=torch.float64), atol=0.03, rtol=0)
+    assert _contents(dm.val_dataloader()) == _contents(dm.val_dataloader())
+    assert not isinstance(dm.val_dataloader().sampler, RedrawSampler)
+    # switched off: the same 12 batches every epoch, reshuffled
+    fixed = _faces3d(redraw_train_batches=False).train_dataloader()
+    assert not isinstance(fixed.sampler, RedrawSampler) and _contents(fixed) == first == _contents(fixed)
+
+
+def test_lightning_sets_the_epoch_of_the_redraw_sampler():
+    from pytorch_lightning import LightningModule, Trainer
+
+    class Record(LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(1))
+            self.seen: list[tuple[int, tuple[float, ...]]] = []
+
+        def training_step(self, batch, batch_idx):
+            self.seen.append((self.current_epoch, tuple(batch[1].flatten().tolist())))
+            return self.weight.sum() * 0 + self.weight.pow(2).sum()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    dm, module = _faces3d(train_batches=3), Record()
+    Trainer(max_epochs=2, limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+            enable_model_summary=False, accelerator="cpu").fit(module, datamodule=dm)
+    epochs = [{c for e, c in module.seen if e == k} for k in (0, 1)]
+    assert len(epochs[0]) == len(epochs[1]) == 3 and not epochs[0] & epochs[1]
+    loader = _faces3d(train_batches=3).train_dataloader()
+    loader.sampler.set_epoch(1)
+    assert _contents(loader) == epochs[1]
+
+
 def test_faces3d_rejects_other_factor_names():
     from datamodules.faces3d import Faces3DDataModule
 

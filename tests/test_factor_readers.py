@@ -88,7 +88,7 @@ def test_chairs_batches_vary_one_factor_and_show_the_right_renders(tmp_path):
     dm = chairs_dm(tmp_path)
     train = dm.dataset("train")
     seen = set()
-    for i in range(len(train)):
+    for i in range(2 * len(train)):  # the first epoch's batches, then the second's new draws
         images, factors, kind = train[i]
         assert images.shape == (len(factors), 1, 32, 32) and images.dtype == torch.float32
         assert images.min() >= -1 and images.max() <= 1 and kind.dtype == torch.long and kind.dim() == 0
@@ -103,6 +103,10 @@ def test_chairs_batches_vary_one_factor_and_show_the_right_renders(tmp_path):
             assert stripe_codes(image[0].numpy(), 3) == expected
     assert seen == {"azimuth", "intrinsic"}
     assert train[3][1].tolist() == chairs_dm(tmp_path).dataset("train")[3][1].tolist()  # fixed content
+    # the second epoch draws other batches of the same chairs
+    redrawn = [train[len(train) + i][1] for i in range(len(train))]
+    assert [f.tolist() for f in redrawn] != [train[i][1].tolist() for i in range(len(train))]
+    assert {int(c) for f in redrawn for c in f[:, 2]} <= set(train.factors[:, 2].long().tolist())
 
 
 def test_chairs_loader_resizes_and_elevation_batches(tmp_path):
@@ -329,6 +333,11 @@ def test_factor_folder_explicit_batches_in_order_with_their_type(tmp_path):
     assert [p.relative_to(tmp_path).as_posix() for p in dm.dataset("train").images.paths[:3]] == first
     loaded = [dm.batch_types[int(k)] for _, _, k in dm.val_dataloader()]
     assert loaded == ["elevation"]
+    # the user's batches are served every epoch, never redrawn
+    assert sorted(k.item() for _, _, k in dm.train_dataloader()) == sorted(
+        dm.batch_types.index(kind) for kind, _ in expected["train"])
+    with pytest.raises(IndexError):
+        dm.dataset("train")[4]
 
 
 def test_factor_folder_explicit_batch_errors(tmp_path):
