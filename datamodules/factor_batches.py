@@ -102,9 +102,12 @@ class FactorBatches(Dataset):
         self.batch_types = tuple(batch_types)
         self.seed, self.ratio = seed, tuple(ratio)
         self.schedule = batch_type_schedule(num_batches, ratio, seed)
-        #: whether batches past ``len(self)`` can be drawn (False for a fixed list of batches)
-        self.redrawable = True
         self._later_block: tuple[int, torch.Tensor] | None = None
+
+    @property
+    def redrawable(self) -> bool:
+        """Whether batches past ``len(self)`` can be drawn (a later epoch's new batches)."""
+        return True
 
     def __len__(self) -> int:
         return len(self.schedule)
@@ -219,7 +222,11 @@ class GroupedFactorBatches(FactorBatches):
                                     f"{self.source}, batch {b} ({kind})")
         self.fixed = [torch.as_tensor(list(m), dtype=torch.long) for m in batches]
         self.schedule = torch.tensor([self.batch_types.index(k) for k in kinds], dtype=torch.long)
-        self.redrawable = False
+
+    @property
+    def redrawable(self) -> bool:
+        """False for the user's fixed list of batches, which are served as they are."""
+        return self.fixed is None
 
     def members(self, index: int) -> torch.Tensor:
         """int64 indices of the images in batch ``index``."""
@@ -289,6 +296,7 @@ class FactorDataModule(ImageDataModule):
     Raises:
         ValueError: when the batch types and ratio disagree in length, or an extrinsic batch type is not
             a factor name.
+        TypeError: when ``redraw_train_batches`` is not a bool.
     """
 
     def __init__(self, factor_names: Sequence[str], batch_types: Sequence[str], batch_ratio: Sequence[float],
@@ -296,7 +304,9 @@ class FactorDataModule(ImageDataModule):
                  val_batches: int = 20, test_batches: int = 50, redraw_train_batches: bool = True,
                  **kwargs) -> None:
         super().__init__(**kwargs)
-        self.redraw_train_batches = bool(redraw_train_batches)
+        if not isinstance(redraw_train_batches, bool):
+            raise TypeError(f"data.redraw_train_batches must be true or false, got {redraw_train_batches!r}")
+        self.redraw_train_batches = redraw_train_batches
         self.factor_names, self.batch_types = tuple(factor_names), tuple(batch_types)
         self.batch_ratio = tuple(float(r) for r in batch_ratio)
         self.eval_batch_ratio = self.batch_ratio if eval_batch_ratio is None else \

@@ -178,6 +178,8 @@ def test_faces3d_trains_on_new_batches_every_epoch_and_evaluates_on_fixed_ones()
     # switched off: the same 12 batches every epoch, reshuffled
     fixed = _faces3d(redraw_train_batches=False).train_dataloader()
     assert not isinstance(fixed.sampler, RedrawSampler) and _contents(fixed) == first == _contents(fixed)
+    with pytest.raises(TypeError, match="data.redraw_train_batches must be true or false, got 'yes'"):
+        _faces3d(redraw_train_batches="yes")
 
 
 def test_lightning_sets_the_epoch_of_the_redraw_sampler():
