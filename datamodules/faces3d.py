@@ -1,7 +1,8 @@
 """``faces3d``: procedurally rendered 3-D faces in one-factor batches (embedded: needs no files).
 
 A stand-in for the Basel-face-model renders of Kulkarni et al. 2015 (Sec. 4.1): each identity is a head
-(shape and texture parameters) drawn by :mod:`datamodules.faces3d_render`; an image is that head at an
+(shape and texture parameters) drawn by :mod:`datamodules.faces3d_render` as a face mask, like the Basel
+model (no back or top of the head: pose moves the mask's edges); an image is that head at an
 azimuth and elevation, lit from a light azimuth. Train, validation and test identities are disjoint and
 fixed by ``split_seed``. Batches vary one factor — azimuth, elevation, light (one identity, the other
 factors fixed) or the identity (``intrinsic``: several heads at one pose and light) — drawn in the ratio

@@ -176,6 +176,22 @@ def test_elevation_moves_features_up(renderer64):
     assert _foreground_mad(a, b).min() > 0.035  # measured 0.051 - 0.094 over seeds
 
 
+def test_face_mask_edges_move_with_pose(renderer64):
+    """Only the face mask is drawn (like the Basel face model): turning or tilting the head away from
+    the camera shows less of it, so pose changes the silhouette's area, not only the features."""
+    ids = sample_identities(6, 8)
+    n = len(ids)
+
+    def coverage(azimuth, elevation):
+        return (renderer64.render(ids, np.full(n, azimuth), np.full(n, elevation), np.zeros(n)) > 0).mean((1, 2, 3))
+
+    front = coverage(0.0, 0.0)
+    assert np.all(coverage(1.2, 0.0) < 0.8 * front)  # measured 0.67 - 0.71 of the frontal area
+    np.testing.assert_array_equal(coverage(1.2, 0.0), coverage(-1.2, 0.0))  # mirror images
+    assert np.all(coverage(0.0, 0.5) < 0.96 * front)  # measured 0.91 - 0.93
+    assert np.all(coverage(0.0, -0.5) < 0.95 * front)  # measured 0.87 - 0.90
+
+
 def test_mirror_symmetry_of_the_conventions(renderer64):
     """Negating azimuth and light mirrors the image left-right (the heads are symmetric)."""
     rng = np.random.default_rng(5)
@@ -195,7 +211,8 @@ def test_identity_changes_the_image(renderer64):
         images = _render_pose(renderer64, ids, az, el, li)
         diffs = np.array([np.abs(images[i] - images[j]).mean()
                           for i in range(len(ids)) for j in range(i + 1, len(ids))])
-        assert diffs.min() > 0.01 and np.median(diffs) > 0.03, diffs  # measured min ~0.020, median ~0.053
+        # measured min 0.019 / 0.0099 / 0.0066, median 0.045 / 0.019 / 0.015 (the mask is narrow in profile)
+        assert diffs.min() > 0.004 and np.median(diffs) > 0.01, diffs
 
 
 @pytest.mark.parametrize("kwargs, pattern", [
