@@ -11,8 +11,9 @@ whose radius is modulated by smooth Gaussian bumps and dents (nose ridge and tip
 sockets with eyeballs, cheeks, lips, chin, ears, a layer of hair). The albedo (skin, eye whites, irises,
 brows, lips, hair with strands) comes from the same identity vector. Like the Basel face model, only
 the front of the head is drawn: a face mask (``MASK_LONGITUDE``, ``MASK_LATITUDE``). The head is
-rotated under a fixed camera, projected orthographically, z-buffered by point splatting (``np.maximum.at`` on a packed
-depth/shade key) and shaded with a Lambertian directional light plus ambient.
+rotated under a fixed camera, projected orthographically, z-buffered by point splatting
+(``np.maximum.at`` on a packed depth/shade key) and shaded with a Lambertian directional light plus
+ambient.
 
 Conventions (all angles in radians; image x to the right, image y up, the camera looks at the face
 from ``+z``):
@@ -83,10 +84,10 @@ _AMBIENT = 0.18
 MASK_LONGITUDE = 1.6
 """Half-width of the face mask in radians of longitude ``u`` (see ``MASK_LATITUDE``)."""
 MASK_LATITUDE = 0.9
-"""Half-height of the face mask in radians of latitude ``v``. Only the surface with ``|u| < 1.6`` and
-``|v| < 0.9`` is drawn: the face from the top of the forehead to below the chin, cut behind the cheeks
-and through the ears, like the Basel face model, which is a mask of the face without the back and top
-of the head or the neck. Turning or tilting the head therefore moves the mask's edges and changes the
+"""Half-height of the face mask in radians of latitude ``v``. Only the surface with
+``|u| < MASK_LONGITUDE`` and ``|v| < MASK_LATITUDE`` is drawn: the face from the top of the forehead
+to below the chin, cut behind the cheeks and through the ears, like the Basel face model, which is a
+mask of the face without the back and top of the head or the neck. Turning or tilting the head therefore moves the mask's edges and changes the
 silhouette, as in the paper's renders (Kulkarni et al. 2015, Figs. 4, 5). On a closed head, azimuth and
 elevation moved only the small features: each gave about a third of light's pixel variance within a
 batch (0.0028 and 0.0027 against 0.0080, pixels in ``[0, 1]``), and DC-IGN's azimuth latent stayed at the
@@ -402,7 +403,7 @@ class FaceRenderer:
         # Rows: n . view direction (backface culling), n . light (Lambertian), in the head frame.
         dots = np.matmul(np.stack([rot[:, 2], light_head], axis=1).astype(np.float32), normals)  # (B, 2, N)
         facing = dots[:, 0] > 0.0  # backface culling: the inside of the mask is never drawn
-        facing &= self._mask
+        facing &= self._mask  # (an AND is cheaper than dropping the points: measured 0.035 vs 0.053 s / 20)
         counts = facing.sum(axis=1)
         diffuse = dots[:, 1][facing]
         np.maximum(diffuse, 0.0, out=diffuse)

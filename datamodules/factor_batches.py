@@ -334,7 +334,7 @@ class FactorDataModule(ImageDataModule):
     def _loader(self, split: str, shuffle: bool, drop_last: bool) -> DataLoader:
         dataset = self.dataset(split)
         sampler = None
-        if split == "train" and self.redraw_train_batches and getattr(dataset, "redrawable", False):
+        if split == "train" and self.redraw_train_batches and dataset.redrawable:
             sampler, shuffle = RedrawSampler(len(dataset), self.split_seed_of(split)), False
         return DataLoader(dataset, batch_size=None, shuffle=shuffle, sampler=sampler, num_workers=self.num_workers,
                           pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0)
