@@ -6,7 +6,9 @@ encode that factor) passes through unchanged, and every other latent ``z_i`` is 
 ``mean_i`` — the decoder must explain the batch's variation with the active group alone. In the backward
 pass the active group's gradient passes unchanged, and each clamped latent receives, instead of the
 gradient from the reconstruction, ``lambda * (z_i - mean_i)`` (``lambda = 1/100``): a push of each
-sample's inactive latents towards their common value, i.e. invariance to the varied factor.
+sample's inactive latents towards their common value, i.e. invariance to the varied factor. That is the
+clamped latent's whole gradient: :meth:`lightning_modules.dcign.DCIGNModule.kl_divergence` lets their KL
+term pass none either.
 
 The reference implementation (Whitney's ``dc-ign`` Torch code) instead clamps to the batch's first sample
 and zeroes the inactive gradient: ``mode="first"``.

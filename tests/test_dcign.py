@@ -79,6 +79,51 @@ def test_module_decoder_sees_clamped_code_and_encoder_gets_replaced_gradient():
     assert not torch.allclose(seen["z"][:, 1:], seen["z"][:1, 1:].expand(5, -1))
 
 
+def test_clamped_latents_get_only_the_replaced_gradient_not_the_kl():
+    """Sec. 3.1: a clamped latent's gradient is lambda * (z_i - mean_i) alone; the KL of the active group
+    still trains it, and the KL value counts every latent."""
+    from lightning_modules.dcign import DCIGNModule
+
+    mu = torch.tensor([[1.0, 2.0, -1.0], [3.0, 6.0, 5.0]], requires_grad=True)
+    logvar = torch.tensor([[0.0, 0.5, -0.5], [1.0, 0.0, 0.2]], requires_grad=True)
+    active = torch.tensor([True, False, False])
+    kl = DCIGNModule.kl_divergence(mu, logvar, active)
+    full = DCIGNModule.kl_divergence(mu, logvar)
+    # value: 0.5 * sum(mu^2 + e^logvar - 1 - logvar) / B over all six entries
+    by_hand = 0.5 * sum(m * m + torch.tensor(v).exp().item() - 1 - v for m, v in
+                        zip([1.0, 2.0, -1.0, 3.0, 6.0, 5.0], [0.0, 0.5, -0.5, 1.0, 0.0, 0.2])) / 2
+    torch.testing.assert_close(kl, torch.tensor(by_hand))
+    torch.testing.assert_close(kl, full)
+    kl.backward()
+    # d/dmu = mu / B and d/dlogvar = (e^logvar - 1) / (2B) in the active column, 0 in the clamped ones
+    torch.testing.assert_close(mu.grad, torch.tensor([[0.5, 0.0, 0.0], [1.5, 0.0, 0.0]]))
+    e = torch.tensor([0.0, 1.0]).exp()
+    torch.testing.assert_close(logvar.grad[:, 0], (e - 1) / 4)
+    assert torch.equal(logvar.grad[:, 1:], torch.zeros(2, 2))
+    # through the module: a clamped latent's mean receives exactly lambda * (z - mean(z)) of the raw sample
+    torch.manual_seed(0)
+    encoder, decoder = DCIGNEncoder(16, 1, 6, (4, 4)), DCIGNDecoder(16, 1, 6, (4, 4))
+    module = DCIGNModule(encoder, decoder, optimizer=None, batch_types=["azimuth", "intrinsic"],
+                         factor_names=["azimuth", "identity"], latent_groups=None, invariance_lambda=0.01)
+    kept = {}
+
+    def keep(_module, _args, out):
+        for t in out:
+            t.retain_grad()
+        kept["mu"], kept["logvar"] = out
+
+    encoder.register_forward_hook(keep)
+    images = torch.rand(5, 1, 16, 16) * 2 - 1
+    torch.manual_seed(1)
+    nll, kl, _, _ = module.elbo_terms(images, torch.tensor(0))
+    (nll + kl).backward()
+    mu, logvar = kept["mu"], kept["logvar"]
+    torch.manual_seed(1)
+    z = (mu + torch.randn_like(mu) * (0.5 * logvar).exp()).detach()  # the same noise as elbo_terms drew
+    torch.testing.assert_close(mu.grad[:, 1:], 0.01 * (z[:, 1:] - z[:, 1:].mean(0)))
+    assert mu.grad[:, 0].abs().min() > 1e-4  # the active latent gets reconstruction + KL
+
+
 def test_default_latent_groups_follow_the_paper():
     groups = default_latent_groups(["azimuth", "elevation", "light", "intrinsic"], 200)
     assert groups == {"azimuth": [0, 1], "elevation": [1, 2], "light": [2, 3], "intrinsic": [3, 200]}
@@ -257,13 +302,37 @@ def test_swap_latents_takes_the_view_latent_from_each_target():
     assert torch.equal(swapped, torch.tensor([[2.0, 10.0], [3.0, 10.0]]))
 
 
+def test_novel_view_mse_against_the_unswapped_reconstruction_by_hand():
+    from lightning_modules.dcign import DCIGNModule
+
+    class GrayFromFirstLatent(torch.nn.Module):
+        """Decodes a flat 2x2 image whose gray value in [0, 1] is z_1."""
+        latent_dim = 2
+
+        def forward(self, z, logits=False):
+            gray = z[:, :1].clamp(0, 1).view(-1, 1, 1, 1).expand(-1, 1, 2, 2)
+            return gray.logit() if logits else gray
+
+    module = DCIGNModule(DCIGNEncoder(16, 1, 2, (4,)), GrayFromFirstLatent(), optimizer=None,
+                         batch_types=["azimuth", "intrinsic"], factor_names=["azimuth", "identity"])
+    gray = torch.tensor([0.2, 0.5, 0.9])
+    images = (gray * 2 - 1).view(3, 1, 1, 1).expand(3, 1, 2, 2)
+    codes = torch.stack([gray, torch.tensor([7.0, 8.0, 9.0])], 1)
+    swapped, unswapped = module._novel_view_mse([(images, codes)])
+    # the azimuth latent carries the view: swapping it in renders views 2 and 3 exactly
+    assert swapped == pytest.approx(0.0, abs=1e-12)
+    # view 1's own reconstruction (0.2) against views 2 and 3: ((0.3)^2 + (0.7)^2) / 2
+    assert unswapped == pytest.approx((0.3**2 + 0.7**2) / 2)
+
+
 # ---------------------------------------------------------------------- end to end
 @pytest.mark.parametrize("preset", ["dcign", "dcign_baseline"])
 def test_presets_fast_dev_run_on_faces3d(preset, tmp_path):
     metrics = run_train([f"model={preset}", *FACES, "debug=fdr", "logger=csv", "data.eval_batch_ratio=[1,0,0,0]"],
                         tmp_path)
     for key in ("train/loss", "val/loss", "test/loss", "test/recon_mse", "test/pearson/azimuth",
-                "test/spearman/azimuth", "test/r2/azimuth", "test/invariance/azimuth", "test/novel_view_mse"):
+                "test/spearman/azimuth", "test/r2/azimuth", "test/invariance/azimuth", "test/novel_view_mse",
+                "test/novel_view_unswapped_mse"):
         assert key in metrics and torch.isfinite(torch.tensor(metrics[key])), (key, sorted(metrics))
     assert 0 < metrics["test/recon_mse"] < 1
     names = sorted(p.name for p in (tmp_path / "samples").glob("*.png"))
