@@ -53,8 +53,8 @@ class DCIGNModule(LightningModule):
     :mod:`datamodules.factor_batches`) varies one factor. The encoder gives ``Q(z|x) = N(mu, exp(logvar))``;
     a sample ``z`` is drawn; with ``invariance=True`` every latent outside the varied factor's group is
     clamped and its whole gradient replaced (:func:`lightning_modules.invariance.clamp_inactive`; its KL
-    term counts in the loss but passes no gradient, see :meth:`kl_divergence`); the decoder reconstructs
-    the batch. The loss is the negative ELBO per image, in nats:
+    term counts in the loss but passes no gradient, see :meth:`kl_divergence`, unless ``clamped_kl``); the
+    decoder reconstructs the batch. The loss is the negative ELBO per image, in nats:
     ``-log P(x|z) + kl_weight * KL(Q(z|x) || N(0, I))`` (Kingma & Welling 2014, eq. 10), with a Bernoulli
     or a Gaussian (``gaussian_sigma``, pixels in ``[0, 1]``) likelihood. ``invariance=False`` is the
     paper's entangled baseline: plain SGVB on the same batches.
@@ -88,6 +88,9 @@ class DCIGNModule(LightningModule):
         likelihood: ``"bernoulli"`` or ``"gaussian"``.
         gaussian_sigma: the Gaussian likelihood's standard deviation (pixels in ``[0, 1]``).
         kl_weight: weight of the KL term (1: SGVB).
+        clamped_kl: False (the paper): a clamped latent's KL term passes no gradient, its whole gradient is
+            ``lambda * (z_i - mean_i)``; True: the prior pulls every latent in every batch (genforge before
+            this option: higher correlations at our CPU budgets, a weaker azimuth latent; see the README).
         kl_warmup_steps: raise the KL weight linearly from 0 to ``kl_weight`` over this many training
             steps (0: off, the paper). A standard remedy for posterior collapse (Bowman et al. 2016,
             Sec. 3.1; Sønderby et al. 2016): without it a latent whose factor changes few pixels (the
@@ -105,7 +108,8 @@ class DCIGNModule(LightningModule):
                  latent_groups: Mapping[str, Sequence[int]] | None = None,
                  invariance: bool = True, clamp: str = "mean", invariance_lambda: float = 0.01,
                  likelihood: str = "bernoulli", gaussian_sigma: float = 0.1, kl_weight: float = 1.0,
-                 kl_warmup_steps: int = 0, monitor: str = "val/loss", scheduler: Callable | None = None) -> None:
+                 kl_warmup_steps: int = 0, monitor: str = "val/loss", scheduler: Callable | None = None,
+                 clamped_kl: bool = False) -> None:
         super().__init__()
         # plain lists (not Hydra's ListConfig) so the checkpoint's hyper-parameters load with weights_only
         batch_types, factor_names = [str(t) for t in batch_types], [str(f) for f in factor_names]
@@ -115,6 +119,8 @@ class DCIGNModule(LightningModule):
             raise ValueError(f"model.likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
         if clamp not in CLAMP_MODES:
             raise ValueError(f"model.clamp must be one of {CLAMP_MODES}, got {clamp!r}")
+        if not isinstance(clamped_kl, bool):
+            raise TypeError(f"model.clamped_kl must be true or false, got {clamped_kl!r}")
         if gaussian_sigma <= 0 or kl_weight < 0 or invariance_lambda < 0 or kl_warmup_steps < 0:
             raise ValueError("model.gaussian_sigma must be > 0, model.kl_weight, model.kl_warmup_steps and "
                              "model.invariance_lambda >= 0")
@@ -181,7 +187,7 @@ class DCIGNModule(LightningModule):
 
     def elbo_terms(self, images: Tensor, batch_type: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """``(nll, kl, mu, logvar)`` of one batch; with ``batch_type`` and ``invariance`` the sampled code
-        is clamped and the clamped latents' KL passes no gradient (training only)."""
+        is clamped and, unless ``clamped_kl``, the clamped latents' KL passes no gradient (training only)."""
         target = to_unit(images)
         mu, logvar = self.encoder(target)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
@@ -189,6 +195,8 @@ class DCIGNModule(LightningModule):
         if batch_type is not None and self.hparams.invariance:
             active = self.active_mask(batch_type)
             z = clamp_inactive(z, active, self.hparams.invariance_lambda, self.hparams.clamp)
+            if self.hparams.clamped_kl:
+                active = None
         logits = self.decoder(z, logits=True)
         return self.negative_log_likelihood(logits, target), self.kl_divergence(mu, logvar, active), mu, logvar
 

@@ -100,11 +100,17 @@ def test_clamped_latents_get_only_the_replaced_gradient_not_the_kl():
     e = torch.tensor([0.0, 1.0]).exp()
     torch.testing.assert_close(logvar.grad[:, 0], (e - 1) / 4)
     assert torch.equal(logvar.grad[:, 1:], torch.zeros(2, 2))
-    # through the module: a clamped latent's mean receives exactly lambda * (z - mean(z)) of the raw sample
+
+
+def _clamped_mean_gradient(clamped_kl: bool):
+    """One azimuth batch through a small DCIGNModule: ``(mu, its gradient, the raw sample z)``."""
+    from lightning_modules.dcign import DCIGNModule
+
     torch.manual_seed(0)
     encoder, decoder = DCIGNEncoder(16, 1, 6, (4, 4)), DCIGNDecoder(16, 1, 6, (4, 4))
     module = DCIGNModule(encoder, decoder, optimizer=None, batch_types=["azimuth", "intrinsic"],
-                         factor_names=["azimuth", "identity"], latent_groups=None, invariance_lambda=0.01)
+                         factor_names=["azimuth", "identity"], latent_groups=None, invariance_lambda=0.01,
+                         clamped_kl=clamped_kl)
     kept = {}
 
     def keep(_module, _args, out):
@@ -120,8 +126,25 @@ def test_clamped_latents_get_only_the_replaced_gradient_not_the_kl():
     mu, logvar = kept["mu"], kept["logvar"]
     torch.manual_seed(1)
     z = (mu + torch.randn_like(mu) * (0.5 * logvar).exp()).detach()  # the same noise as elbo_terms drew
-    torch.testing.assert_close(mu.grad[:, 1:], 0.01 * (z[:, 1:] - z[:, 1:].mean(0)))
-    assert mu.grad[:, 0].abs().min() > 1e-4  # the active latent gets reconstruction + KL
+    return mu.detach(), mu.grad, z
+
+
+def test_module_gives_a_clamped_latent_only_the_replaced_gradient():
+    mu, grad, z = _clamped_mean_gradient(clamped_kl=False)
+    # a clamped latent's mean receives exactly lambda * (z - mean(z)) of the raw sample
+    torch.testing.assert_close(grad[:, 1:], 0.01 * (z[:, 1:] - z[:, 1:].mean(0)))
+    assert grad[:, 0].abs().min() > 1e-4  # the active latent gets reconstruction + KL
+    # model.clamped_kl=true adds the KL's pull d/dmu = mu / B
+    mu, grad, z = _clamped_mean_gradient(clamped_kl=True)
+    torch.testing.assert_close(grad[:, 1:], 0.01 * (z[:, 1:] - z[:, 1:].mean(0)) + mu[:, 1:] / 5)
+
+
+def test_clamped_kl_must_be_a_bool():
+    from lightning_modules.dcign import DCIGNModule
+
+    with pytest.raises(TypeError, match="model.clamped_kl must be true or false, got 'maybe'"):
+        DCIGNModule(DCIGNEncoder(16, 1, 6, (4,)), DCIGNDecoder(16, 1, 6, (4,)), optimizer=None,
+                    batch_types=["azimuth", "intrinsic"], factor_names=["azimuth", "identity"], clamped_kl="maybe")
 
 
 def test_default_latent_groups_follow_the_paper():
