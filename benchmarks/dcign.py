@@ -8,11 +8,11 @@ over batches where that factor varies, Sec. 4.1.1), the invariance ratio (within
 other latents / their variance over the test set, on batches where the factor varies), the novel-view MSE
 beside the unswapped one (the first view's own reconstruction against the other views: what turning the
 face must beat) and the reconstruction MSE (pixels in [0, 1]). Targets: |r| >= 0.9 for azimuth, elevation
-and light, and DC-IGN's novel-view MSE below the baseline's. Each preset's last traversal grids and test scatter plots
-are copied to ``docs/results/dcign/``.
+and light, and DC-IGN's novel-view MSE below the baseline's. Each preset's last traversal grids and test
+scatter plots are copied to ``docs/results/dcign/``.
 
     python benchmarks/dcign.py [--epochs 8] [--presets dcign dcign_baseline] [extra overrides ...]
-    python benchmarks/dcign.py --epochs 12 model.encoder.widths=[32,32,32]     # the README's table
+    python benchmarks/dcign.py --epochs 20 model.encoder.widths=[32,32,32]     # the README's table
 """
 
 from __future__ import annotations

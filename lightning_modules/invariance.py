@@ -8,7 +8,7 @@ pass the active group's gradient passes unchanged, and each clamped latent recei
 gradient from the reconstruction, ``lambda * (z_i - mean_i)`` (``lambda = 1/100``): a push of each
 sample's inactive latents towards their common value, i.e. invariance to the varied factor. That is the
 clamped latent's whole gradient: :meth:`lightning_modules.dcign.DCIGNModule.kl_divergence` lets their KL
-term pass none either.
+term pass none either (unless ``model.clamped_kl``).
 
 The reference implementation (Whitney's ``dc-ign`` Torch code) instead clamps to the batch's first sample
 and zeroes the inactive gradient: ``mode="first"``.
