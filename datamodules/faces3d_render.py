@@ -87,11 +87,11 @@ MASK_LATITUDE = 0.9
 """Half-height of the face mask in radians of latitude ``v``. Only the surface with
 ``|u| < MASK_LONGITUDE`` and ``|v| < MASK_LATITUDE`` is drawn: the face from the top of the forehead
 to below the chin, cut behind the cheeks and through the ears, like the Basel face model, which is a
-mask of the face without the back and top of the head or the neck. Turning or tilting the head therefore moves the mask's edges and changes the
-silhouette, as in the paper's renders (Kulkarni et al. 2015, Figs. 4, 5). On a closed head, azimuth and
-elevation moved only the small features: each gave about a third of light's pixel variance within a
-batch (0.0028 and 0.0027 against 0.0080, pixels in ``[0, 1]``), and DC-IGN's azimuth latent stayed at the
-prior."""
+mask of the face without the back and top of the head or the neck. Turning or tilting the head
+therefore moves the mask's edges and changes the silhouette, as in the paper's renders (Kulkarni et
+al. 2015, Figs. 4, 5). On a closed head, azimuth and elevation moved only the small features: each gave
+about a third of light's pixel variance within a batch (0.0028 and 0.0027 against 0.0080, pixels in
+``[0, 1]``), and DC-IGN's azimuth latent stayed at the prior."""
 _BOUND_RADIUS = 1.22  # measured max 1.18 over 1800 corners of [-1, 1]^IDENTITY_DIM: every head fits
 _DEPTH_BITS = 24
 _SHADE_BITS = 21

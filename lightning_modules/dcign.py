@@ -191,14 +191,13 @@ class DCIGNModule(LightningModule):
         target = to_unit(images)
         mu, logvar = self.encoder(target)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-        active = None
+        kl_active = None  # the latents whose KL passes its gradient (None: all)
         if batch_type is not None and self.hparams.invariance:
             active = self.active_mask(batch_type)
             z = clamp_inactive(z, active, self.hparams.invariance_lambda, self.hparams.clamp)
-            if self.hparams.clamped_kl:
-                active = None
-        logits = self.decoder(z, logits=True)
-        return self.negative_log_likelihood(logits, target), self.kl_divergence(mu, logvar, active), mu, logvar
+            kl_active = None if self.hparams.clamped_kl else active
+        nll = self.negative_log_likelihood(self.decoder(z, logits=True), target)
+        return nll, self.kl_divergence(mu, logvar, kl_active), mu, logvar
 
     # ------------------------------------------------------------------ training
     def current_kl_weight(self) -> float:
