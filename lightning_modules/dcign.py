@@ -170,8 +170,8 @@ class DCIGNModule(LightningModule):
 
     @staticmethod
     def kl_divergence(mu: Tensor, logvar: Tensor, active: Tensor | None = None) -> Tensor:
-        """``KL(N(mu, exp(logvar)) || N(0, I))`` summed over latents, averaged over the batch (nats);
-        Kingma & Welling 2014, Appendix B.
+        """``KL(N(mu, exp(logvar)) || N(0, I))`` of ``mu``, ``logvar`` ``(B, D)``, summed over latents and
+        averaged over the batch: a scalar in nats >= 0 (Kingma & Welling 2014, Appendix B).
 
         With ``active`` (bool ``(D,)``), the latents outside it count in the value but pass no gradient:
         a clamped latent's whole gradient is the replaced one, ``lambda * (z_i - mean_i)`` (Kulkarni et al.
