@@ -84,12 +84,14 @@ class DCIGNModule(LightningModule):
             intrinsic; faces: azimuth ``[0, 1]``, elevation ``[1, 2]``, light ``[2, 3]``, intrinsic ``[3, 200]``).
         invariance: clamp + replace gradients (DC-IGN); False: plain SGVB (the baseline).
         clamp: ``"mean"`` (paper) or ``"first"`` (reference code), see :data:`CLAMP_MODES`.
-        invariance_lambda: the replaced gradient's ``lambda`` (paper: 1/100).
+        invariance_lambda: the replaced gradient's ``lambda`` (paper: 1/100), relative to the objective
+            summed over the batch as in the reference code: with our per-image mean loss a clamped latent
+            receives ``lambda / B * (z_i - mean_i)``, the paper's ratio to each image's own gradient.
         likelihood: ``"bernoulli"`` or ``"gaussian"``.
         gaussian_sigma: the Gaussian likelihood's standard deviation (pixels in ``[0, 1]``).
         kl_weight: weight of the KL term (1: SGVB).
         clamped_kl: False (the paper): a clamped latent's KL term passes no gradient, its whole gradient is
-            ``lambda * (z_i - mean_i)``; True: the prior pulls every latent in every batch (genforge before
+            ``lambda / B * (z_i - mean_i)``; True: the prior pulls every latent in every batch (genforge before
             this option: higher correlations at our CPU budgets, a weaker azimuth latent; see the README).
         kl_warmup_steps: raise the KL weight linearly from 0 to ``kl_weight`` over this many training
             steps (0: off, the paper). A standard remedy for posterior collapse (Bowman et al. 2016,
@@ -174,8 +176,8 @@ class DCIGNModule(LightningModule):
         averaged over the batch: a scalar in nats >= 0 (Kingma & Welling 2014, Appendix B).
 
         With ``active`` (bool ``(D,)``), the latents outside it count in the value but pass no gradient:
-        a clamped latent's whole gradient is the replaced one, ``lambda * (z_i - mean_i)`` (Kulkarni et al.
-        2015, Sec. 3.1; the reference code computes the KL on the clamped encoder output, behind the filter
+        a clamped latent's whole gradient is the replaced one, ``lambda / B * (z_i - mean_i)`` (Kulkarni et
+        al. 2015, Sec. 3.1; the reference code computes the KL on the clamped encoder output, behind the filter
         that replaces the inactive gradients). Otherwise the prior would pull e.g. the azimuth latent
         towards ``N(0, 1)`` in every batch while the reconstruction rewards it only in azimuth batches (1 in
         13): its posterior standard deviation stayed at 0.8-0.9 and the traversals barely turned the face.
@@ -194,7 +196,10 @@ class DCIGNModule(LightningModule):
         kl_active = None  # the latents whose KL passes its gradient (None: all)
         if batch_type is not None and self.hparams.invariance:
             active = self.active_mask(batch_type)
-            z = clamp_inactive(z, active, self.hparams.invariance_lambda, self.hparams.clamp)
+            # the paper's lambda is relative to an objective summed over the batch (the reference code's
+            # criteria have sizeAverage=false); ours is the batch mean, so each image's own gradient is
+            # 1/B of the summed one, and the replaced gradient keeps the paper's ratio as lambda / B
+            z = clamp_inactive(z, active, self.hparams.invariance_lambda / len(z), self.hparams.clamp)
             kl_active = None if self.hparams.clamped_kl else active
         nll = self.negative_log_likelihood(self.decoder(z, logits=True), target)
         return nll, self.kl_divergence(mu, logvar, kl_active), mu, logvar

@@ -5,10 +5,12 @@ In a mini-batch where only one factor varies, the graphics code's *active* group
 encode that factor) passes through unchanged, and every other latent ``z_i`` is replaced by its batch mean
 ``mean_i`` — the decoder must explain the batch's variation with the active group alone. In the backward
 pass the active group's gradient passes unchanged, and each clamped latent receives, instead of the
-gradient from the reconstruction, ``lambda * (z_i - mean_i)`` (``lambda = 1/100``): a push of each
-sample's inactive latents towards their common value, i.e. invariance to the varied factor. That is the
-clamped latent's whole gradient: :meth:`lightning_modules.dcign.DCIGNModule.kl_divergence` lets their KL
-term pass none either (unless ``model.clamped_kl``).
+gradient from the reconstruction, ``lambda * (z_i - mean_i)`` (``lambda = 1/100``, relative to the
+objective summed over the batch as in the reference code; DC-IGN's module, whose loss is the batch mean,
+passes ``lambda / B``): a push of each sample's inactive latents towards their common value, i.e.
+invariance to the varied factor. That is the clamped latent's whole gradient:
+:meth:`lightning_modules.dcign.DCIGNModule.kl_divergence` lets their KL term pass none either (unless
+``model.clamped_kl``).
 
 The reference implementation (Whitney's ``dc-ign`` Torch code) instead clamps to the batch's first sample
 and zeroes the inactive gradient: ``mode="first"``.
@@ -49,7 +51,9 @@ def clamp_inactive(z: Tensor, active: Tensor, lam: float = 0.01, mode: str = "me
     Args:
         z: the graphics code ``(B, D)`` of one mini-batch in which one factor varies.
         active: bool ``(D,)``, True for the latents of the group that encodes the varied factor.
-        lam: ``lambda`` of the replaced gradient ``lambda * (z_i - mean_i)`` (paper: 1/100), >= 0.
+        lam: ``lambda`` of the replaced gradient ``lambda * (z_i - mean_i)``, >= 0, relative to the
+            objective being differentiated. The paper's 1/100 is relative to an objective summed over the
+            batch (the reference code); for a per-image mean objective pass ``lambda / B``.
         mode: ``"mean"`` (paper: clamp to the batch mean, gradient ``lambda * (z_i - mean_i)``) or
             ``"first"`` (reference code: clamp to the batch's first sample, gradient 0).
 

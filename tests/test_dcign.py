@@ -131,12 +131,13 @@ def _clamped_mean_gradient(clamped_kl: bool):
 
 def test_module_gives_a_clamped_latent_only_the_replaced_gradient():
     mu, grad, z = _clamped_mean_gradient(clamped_kl=False)
-    # a clamped latent's mean receives exactly lambda * (z - mean(z)) of the raw sample
-    torch.testing.assert_close(grad[:, 1:], 0.01 * (z[:, 1:] - z[:, 1:].mean(0)))
+    # a clamped latent's mean receives exactly lambda / B * (z - mean(z)) of the raw sample: the loss is
+    # the batch mean, the paper's lambda is relative to the sum over the batch (B = 5)
+    torch.testing.assert_close(grad[:, 1:], 0.01 / 5 * (z[:, 1:] - z[:, 1:].mean(0)))
     assert grad[:, 0].abs().min() > 1e-4  # the active latent gets reconstruction + KL
     # model.clamped_kl=true adds the KL's pull d/dmu = mu / B
     mu, grad, z = _clamped_mean_gradient(clamped_kl=True)
-    torch.testing.assert_close(grad[:, 1:], 0.01 * (z[:, 1:] - z[:, 1:].mean(0)) + mu[:, 1:] / 5)
+    torch.testing.assert_close(grad[:, 1:], 0.01 / 5 * (z[:, 1:] - z[:, 1:].mean(0)) + mu[:, 1:] / 5)
 
 
 def test_clamped_kl_must_be_a_bool():
@@ -416,3 +417,27 @@ def test_dcign_fast_dev_run_on_the_readers(dataset, tmp_path):
                          "model.encoder.latent_dim=8", "debug=fdr", "logger=csv"], tmp_path / "run")
     assert 0 < metrics["test/recon_mse"] < 1 and torch.isfinite(torch.tensor(metrics["train/loss"]))
     assert (tmp_path / "run" / "samples" / "traversal_azimuth_epoch_000.png").is_file()
+
+
+def test_the_reference_optimizer_config_reproduces_rmsprop_lua():
+    """``model/optimizer=dcign_reference`` takes the steps of the reference code's rmsprop.lua
+    (momentumDecay 0.1, updateDecay 0.01, bias-corrected; learning rate 5e-4), computed here by hand."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from tests.conftest import ROOT
+
+    factory = instantiate(OmegaConf.load(ROOT / "conf" / "model" / "optimizer" / "dcign_reference.yaml"))
+    x = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64, requires_grad=True)
+    optimizer = factory(params=[x])
+    grads = torch.tensor([[0.3, -1.2, 2.0], [-0.7, -0.9, 1.5], [0.2, 0.4, -3.0]], dtype=torch.float64)
+    ref, m, v = x.detach().clone(), torch.zeros(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)
+    for t, g in enumerate(grads, start=1):
+        x.grad = g.clone()
+        optimizer.step()
+        m = 0.9 * m + 0.1 * g  # state.m:mul(1 - b1):add(b1 * dfdx)
+        v = 0.99 * v + 0.01 * g * g  # state.v:mul(1 - b2):add(b2 * dfdx^2)
+        gamma = (1 - 0.99**t) ** 0.5 / (1 - 0.9**t)
+        ref = ref - 5e-4 * gamma * m / (v + 1e-8).sqrt()
+        # steps are ~5e-4; the eps placement (inside or outside the root) moves them by < 1e-8
+        torch.testing.assert_close(x.detach(), ref, rtol=0, atol=1e-8)
