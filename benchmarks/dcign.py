@@ -34,6 +34,9 @@ def main() -> None:
     parser.add_argument("--pictures", type=Path, default=ROOT / "docs" / "results" / "dcign")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     args = parser.parse_args()
+    # argparse gives --presets every word after it: a Hydra override there (it has "=") goes back to overrides
+    args.overrides += [p for p in args.presets if "=" in p]
+    args.presets = [p for p in args.presets if "=" not in p]
     args.pictures.mkdir(parents=True, exist_ok=True)
     rows = []
     for preset in args.presets:
