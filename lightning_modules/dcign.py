@@ -86,7 +86,7 @@ class DCIGNModule(LightningModule):
         clamp: ``"mean"`` (paper) or ``"first"`` (reference code), see :data:`CLAMP_MODES`.
         invariance_lambda: the replaced gradient's ``lambda`` (paper: 1/100), relative to the objective
             summed over the batch as in the reference code: with our per-image mean loss a clamped latent
-            receives ``lambda / B * (z_i - mean_i)``, the paper's ratio to each image's own gradient.
+            receives ``lambda / B * (z_i - mean_i)``, the reference code's ratio to each image's own gradient.
         likelihood: ``"bernoulli"`` or ``"gaussian"``.
         gaussian_sigma: the Gaussian likelihood's standard deviation (pixels in ``[0, 1]``).
         kl_weight: weight of the KL term (1: SGVB).
@@ -196,9 +196,9 @@ class DCIGNModule(LightningModule):
         kl_active = None  # the latents whose KL passes its gradient (None: all)
         if batch_type is not None and self.hparams.invariance:
             active = self.active_mask(batch_type)
-            # the paper's lambda is relative to an objective summed over the batch (the reference code's
-            # criteria have sizeAverage=false); ours is the batch mean, so each image's own gradient is
-            # 1/B of the summed one, and the replaced gradient keeps the paper's ratio as lambda / B
+            # the reference code's lambda is relative to an objective summed over the batch (its criteria
+            # have sizeAverage=false); ours is the batch mean, so each image's own gradient is 1/B of the
+            # summed one, and the replaced gradient keeps the reference's ratio as lambda / B
             z = clamp_inactive(z, active, self.hparams.invariance_lambda / len(z), self.hparams.clamp)
             kl_active = None if self.hparams.clamped_kl else active
         nll = self.negative_log_likelihood(self.decoder(z, logits=True), target)
