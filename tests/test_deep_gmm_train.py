@@ -70,8 +70,10 @@ def test_distributed_em_gives_the_parameters_of_one_process(tmp_path):
     one, two = (torch.load(tmp_path / run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
                 for run in ("one", "two"))
     assert one.keys() == two.keys() and int(one["iterations_done"]) == 3
+    # Two shards sum their statistics in another order than one process; L-BFGS-B amplifies that round-off
+    # to 1.4e-6 on q_0 (measured with OMP_NUM_THREADS=1); one process fitted to half the patches moves it by 1.05.
     for key in one:
-        torch.testing.assert_close(two[key], one[key], rtol=1e-6, atol=1e-6, msg=key)
+        torch.testing.assert_close(two[key], one[key], rtol=1e-5, atol=1e-5, msg=key)
     assert not torch.allclose(one["gmm.q_0"][0], torch.eye(15, dtype=torch.float64))
 
 
