@@ -32,4 +32,5 @@ def test_a_run_resumed_into_its_folder_appends_to_metrics_csv(tmp_path):
     assert [float(row["val/loss"]) for row in rows] == [15.0, 30.0, 45.0, 60.0]
     # the old rows have no value in the new column; the new rows do
     assert [row["test/loss"] for row in rows] == ["", "", "60.0", "80.0"]
-    assert not (tmp_path / "csv" / "metrics.csv.tmp").exists()
+    # the header change went through a temporary file, renamed onto metrics.csv: none is left behind
+    assert sorted(p.name for p in (tmp_path / "csv").iterdir()) == ["metrics.csv"]

@@ -11,19 +11,20 @@ Two cases start a writer on a file that already holds rows:
   epochs before the crash stay in the log. Rows logged after the resumed checkpoint was saved appear
   twice, once from each run, with the same ``step``.
 
-A header change rewrites the file into a temporary file beside it, then renames it over the old one, so
-a crash mid-rewrite leaves the old file whole.
+A header change rewrites the file through :func:`utils.io.atomic_path` (on a local disk), so a crash
+mid-rewrite leaves the old file whole.
 """
 
 from __future__ import annotations
 
 import csv
-import os
 
 from fsspec.implementations.local import LocalFileSystem
 from lightning_fabric.loggers.logger import rank_zero_experiment
 from pytorch_lightning.loggers import CSVLogger as _LightningCSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
+
+from utils.io import atomic_path
 
 
 class _HeaderKeepingWriter(ExperimentWriter):
@@ -35,15 +36,13 @@ class _HeaderKeepingWriter(ExperimentWriter):
             reader = csv.DictReader(file)
             rows, header = list(reader), reader.fieldnames or []
         self.metrics_keys = sorted(set(fieldnames) | set(header))
-        temporary = f"{self.metrics_file_path}.tmp"
-        with self._fs.open(temporary, "w", newline="") as file:
+        if not isinstance(self._fs, LocalFileSystem):  # a remote file system: Lightning's rewrite in place
+            super()._rewrite_with_new_header(self.metrics_keys)
+            return
+        with atomic_path(self.metrics_file_path) as temporary, open(temporary, "w", newline="") as file:
             writer = csv.DictWriter(file, fieldnames=self.metrics_keys)
             writer.writeheader()
             writer.writerows(rows)
-        if isinstance(self._fs, LocalFileSystem):
-            os.replace(temporary, self.metrics_file_path)
-        else:  # a remote file system: fsspec's move
-            self._fs.mv(temporary, self.metrics_file_path)
 
 
 class CSVLogger(_LightningCSVLogger):
