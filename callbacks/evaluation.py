@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import torch
 from pytorch_lightning import Callback, LightningModule, Trainer
 
+from datamodules.base import dataset_images
+
 log = logging.getLogger("genforge")
 
 
@@ -18,17 +20,6 @@ def uses_samples(pl_module: LightningModule) -> bool:
     return hasattr(pl_module, "sample") and getattr(pl_module, "sample_metrics", True)
 
 
-def dataset_images(dataset, limit: int | None = None, batch_size: int = 512, seed: int = 0) -> torch.Tensor:
-    """Stack the images of a genforge dataset (``(image, label)`` items) into ``(N, C, H, W)``; with
-    ``limit``, a fixed-seed random subset of that many (datasets may be ordered by class)."""
-    from torch.utils.data import DataLoader, Subset
-
-    if limit is not None and limit < len(dataset):
-        chosen = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:limit]
-        dataset = Subset(dataset, chosen.sort().values.tolist())
-    return torch.cat([images for images, _ in DataLoader(dataset, batch_size=batch_size)])
-
-
 class FeatureDistanceEvaluation(Callback):
     """FID (Heusel et al. 2017) and KID (Binkowski et al. 2018) of generated vs real images, logged as
     ``val/fid``, ``val/kid_mean``, ``val/kid_std`` each validation epoch and ``test/...`` at test.
@@ -37,13 +28,18 @@ class FeatureDistanceEvaluation(Callback):
     classifier trained on the dataset's labels, made once and cached under ``cache_dir``), or Inception
     with ``feature="inception"`` and ``inception_weights`` (needs torch-fidelity). For every real batch
     of the split a generated batch of the same size is drawn (with the same labels for a conditional
-    model); the real statistics of a split are computed once per run.
+    model), from a generator seeded with ``seed`` (plus the process's rank) at the start of every
+    evaluation, so a checkpoint's numbers are the same from ``train.py``'s test and from ``evaluate.py``;
+    the real statistics of a split are computed once per run. A module whose samples come from a moving
+    average of its generator (``has_ema``) also gets the trained generator's numbers, as
+    ``<split>/fid_no_ema``, ``<split>/kid_mean_no_ema`` and ``<split>/kid_std_no_ema``.
 
     Args:
         cache_dir: where feature networks are cached (``paths.cache_dir``).
         feature: ``"genforge"`` or ``"inception"``.
         inception_weights: path of Inception weights for ``feature="inception"``.
-        feature_epochs, num_features, seed: training settings of the feature network.
+        feature_epochs, num_features: training settings of the feature network.
+        seed: seed of the feature network's training and of the generated samples.
         kid_subset_size: KID subset size (clamped to the number of images available).
         every_n_epochs: evaluate every n-th validation epoch (the metric keeps its last value between).
     """
@@ -62,6 +58,7 @@ class FeatureDistanceEvaluation(Callback):
         self._real_done: dict[str, bool] = {}
         self._diverged: set[str] = set()
         self._net = None
+        self._draws: dict[str, torch.Generator] = {}
 
     # ------------------------------------------------------------------ set-up
     def _feature_network(self, trainer: Trainer):
@@ -91,47 +88,73 @@ class FeatureDistanceEvaluation(Callback):
         if self.enabled and self._net is None:
             self._net = self._feature_network(trainer)
 
-    def _metric(self, split: str, device: torch.device):
+    def _metric(self, key: str, device: torch.device):
         from metrics.fid import FeatureDistances
 
-        if split not in self.distances:
-            self.distances[split] = FeatureDistances(self._net, kid_subset_size=self.kid_subset_size)
-            self._real_done[split] = False
-        return self.distances[split].to(device)
+        if key not in self.distances:
+            self.distances[key] = FeatureDistances(self._net, kid_subset_size=self.kid_subset_size)
+            self._real_done[key] = False
+        return self.distances[key].to(device)
 
     def _active(self, trainer: Trainer, split: str) -> bool:
         if trainer.sanity_checking or not self.enabled:
             return False
         return split == "test" or trainer.current_epoch % self.every_n_epochs == 0
 
+    @staticmethod
+    def _variants(pl_module: LightningModule, split: str) -> list[tuple[str, dict]]:
+        """``(metric key, sample() keywords)``: the module's samples, and the trained generator's beside a
+        moving average."""
+        variants = [(split, {})]
+        if getattr(pl_module, "has_ema", False):
+            variants.append((f"{split}_no_ema", {"ema": False}))
+        return variants
+
     # ------------------------------------------------------------------ accumulate and compute
+    def _start(self, trainer, split: str) -> None:
+        if self._active(trainer, split):
+            self._draws[split] = torch.Generator().manual_seed(self.seed + trainer.global_rank)
+
     def _update(self, trainer, pl_module, batch, split: str) -> None:
         if not self._active(trainer, split):
             return
         real, labels = batch
-        metric = self._metric(split, pl_module.device)
-        if not self._real_done[split]:
-            metric.update(real, real=True)
-        fake = pl_module.sample(real.shape[0], labels=labels)
-        if torch.isfinite(fake).all():
-            metric.update(fake, real=False)
-        else:  # a diverged generator: its FID is NaN, which checkpointing ranks as the worst
-            self._diverged.add(split)
+        state = self._draws[split].get_state()
+        for key, keywords in self._variants(pl_module, split):
+            metric = self._metric(key, pl_module.device)
+            if not self._real_done[key]:
+                metric.update(real, real=True)
+            self._draws[split].set_state(state)  # every variant draws the same noise
+            fake = pl_module.sample(real.shape[0], labels=labels, generator=self._draws[split], **keywords)
+            if torch.isfinite(fake).all():
+                metric.update(fake, real=False)
+            else:  # a diverged generator: its FID is NaN, which checkpointing ranks as the worst
+                self._diverged.add(key)
 
     def _compute(self, trainer, pl_module, split: str) -> None:
-        if not self._active(trainer, split) or split not in self.distances:
+        if not self._active(trainer, split):
             return
-        metric = self.distances[split]
-        if split in self._diverged:
-            log.warning(f"{split}: the generator produced NaN or infinite images; logging NaN for FID/KID")
-            self._diverged.discard(split)
-            values = {"fid": float("nan"), "kid_mean": float("nan"), "kid_std": float("nan")}
-        else:
-            values = metric.compute()
-        self._real_done[split] = True
-        metric.reset()  # clears the generated images' statistics; the real ones are kept
-        for name, value in values.items():
-            pl_module.log(f"{split}/{name}", float(value), sync_dist=False)
+        for key, _ in self._variants(pl_module, split):
+            if key not in self.distances:
+                continue
+            metric = self.distances[key]
+            if key in self._diverged:
+                log.warning(f"{key}: the generator produced NaN or infinite images; logging NaN for FID/KID")
+                self._diverged.discard(key)
+                values = {"fid": float("nan"), "kid_mean": float("nan"), "kid_std": float("nan")}
+            else:
+                values = metric.compute()
+            self._real_done[key] = True
+            metric.reset()  # clears the generated images' statistics; the real ones are kept
+            suffix = key[len(split):]
+            for name, value in values.items():
+                pl_module.log(f"{split}/{name}{suffix}", float(value), sync_dist=False)
+
+    def on_validation_epoch_start(self, trainer, pl_module):
+        self._start(trainer, "val")
+
+    def on_test_epoch_start(self, trainer, pl_module):
+        self._start(trainer, "test")
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
         self._update(trainer, pl_module, batch, "val")

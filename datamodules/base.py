@@ -19,6 +19,17 @@ from datamodules.transforms import prepare_uint8, to_signed
 SPLITS = ("train", "val", "test")
 
 
+def dataset_images(dataset, limit: int | None = None, batch_size: int = 512, seed: int = 0) -> torch.Tensor:
+    """Stack the images of a genforge dataset (``(image, label)`` items) into float ``(N, C, H, W)`` in
+    ``[-1, 1]``; with ``limit``, a fixed-seed random subset of that many (datasets may be ordered by class)."""
+    from torch.utils.data import Subset
+
+    if limit is not None and limit < len(dataset):
+        chosen = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:limit]
+        dataset = Subset(dataset, chosen.sort().values.tolist())
+    return torch.cat([images for images, _ in DataLoader(dataset, batch_size=batch_size)])
+
+
 class TensorImageDataset(Dataset):
     """In-memory images held as uint8, served as float ``[-1, 1]``.
 

@@ -88,33 +88,28 @@ class ColorizationModule(TwoPlayerModule):
     # ------------------------------------------------------------------ training
     def training_step(self, batch, batch_idx: int) -> None:
         lightness, ab = rgb_to_lab_scaled(batch[0])
-        optimizers = self.optimizers()
-        opt_g, opt_d = (optimizers, None) if self.discriminator is None else optimizers
-        generator_step = self.is_generator_step(batch_idx)
+        opt_g, opt_d = self.players()
+        generator_step = self.count_critic_step()
         with torch.set_grad_enabled(generator_step):
             fake_ab = self.colorize(lightness)
 
-        if self.discriminator is not None:
-            self.toggle_optimizer(opt_d)
-            self.discriminator_step(opt_d, self.discriminate(lightness, ab),
-                                    self.discriminate(lightness, fake_ab.detach()))
-            self.untoggle_optimizer(opt_d)
+        if opt_d is not None:
+            with self.toggled_optimizer(opt_d):
+                self.discriminator_step(opt_d, self.discriminate(lightness, ab),
+                                        self.discriminate(lightness, fake_ab.detach()))
 
         if generator_step:
-            if opt_d is not None:
-                self.toggle_optimizer(opt_g)
-            l1 = (fake_ab - ab).abs().mean()
-            l2 = (fake_ab - ab).pow(2).mean()
-            loss = self.hparams.lambda_l1 * l1 + self.hparams.lambda_l2 * l2
-            logs = {"train/l1": l1.detach(), "train/l2": l2.detach()}
-            if self.discriminator is not None:
-                adversarial, adv_logs = self.objective.generator_loss(self.discriminate(lightness, fake_ab))
-                loss = loss + self.hparams.lambda_adv * adversarial
-                logs.update({"train/g_adversarial": adversarial.detach(),
-                             **{f"train/{k}": v for k, v in adv_logs.items()}})
-            self.update(opt_g, loss, self.generator)
-            if opt_d is not None:
-                self.untoggle_optimizer(opt_g)
+            with self.toggled_optimizer(opt_g):
+                l1 = (fake_ab - ab).abs().mean()
+                l2 = (fake_ab - ab).pow(2).mean()
+                loss = self.hparams.lambda_l1 * l1 + self.hparams.lambda_l2 * l2
+                logs = {"train/l1": l1.detach(), "train/l2": l2.detach()}
+                if opt_d is not None:
+                    adversarial, adv_logs = self.objective.generator_loss(self.discriminate(lightness, fake_ab))
+                    loss = loss + self.hparams.lambda_adv * adversarial
+                    logs.update({"train/g_adversarial": adversarial.detach(),
+                                 **{f"train/{k}": v for k, v in adv_logs.items()}})
+                self.update(opt_g, loss, self.generator)
             self.log("train/g_loss", loss.detach(), prog_bar=True)
             self.log_dict(logs)
 

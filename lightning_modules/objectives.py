@@ -38,19 +38,28 @@ class GANObjective(AdversarialObjective):
     """The original GAN value function (Goodfellow et al. 2014, eq. 1 and Sec. 3).
 
     D maximises ``log D(x) + log(1 - D(G(z)))``: with logits ``s``, its loss is
-    ``BCE(s_real, 1) + BCE(s_fake, 0)`` (nats). G minimises ``log(1 - D(G(z)))`` (``minimax=True``) or,
-    as the paper recommends in practice, maximises ``log D(G(z))`` (non-saturating, the default).
+    ``discriminator_scale * (BCE(s_real, 1) + BCE(s_fake, 0))`` (nats): the sum (scale 1, DCGAN's
+    reference code) or the mean of the two (scale 0.5, the GAN paper's code, goodfeli/adversarial
+    ``AdversaryCost2``: ``0.5 * (cost(real) + cost(fake))``). G minimises ``log(1 - D(G(z)))``
+    (``minimax=True``) or, as the paper recommends in practice, maximises ``log D(G(z))`` (non-saturating,
+    the default).
 
     Logs ``d_real`` and ``d_fake``: the mean probability D assigns to real and generated images, in [0, 1].
+
+    Raises:
+        ValueError: if ``discriminator_scale`` is not positive.
     """
 
-    def __init__(self, minimax: bool = False) -> None:
+    def __init__(self, minimax: bool = False, discriminator_scale: float = 1.0) -> None:
         super().__init__()
+        if not discriminator_scale > 0:
+            raise ValueError(f"model.objective.discriminator_scale must be > 0, got {discriminator_scale}")
         self.minimax = minimax
+        self.discriminator_scale = float(discriminator_scale)
 
     def discriminator_loss(self, real_out: Tensor, fake_out: Tensor) -> tuple[Tensor, Logs]:
-        loss = F.binary_cross_entropy_with_logits(real_out, torch.ones_like(real_out)) + \
-            F.binary_cross_entropy_with_logits(fake_out, torch.zeros_like(fake_out))
+        loss = self.discriminator_scale * (F.binary_cross_entropy_with_logits(real_out, torch.ones_like(real_out))
+                                           + F.binary_cross_entropy_with_logits(fake_out, torch.zeros_like(fake_out)))
         return loss, {"d_real": torch.sigmoid(real_out).mean().detach(),
                       "d_fake": torch.sigmoid(fake_out).mean().detach()}
 

@@ -1,29 +1,61 @@
 """What every adversarial method shares: a generator and a discriminator, each with its optimizer, stepped
-by hand (manual optimization) with optional gradient clipping, max-norm constraints and LR schedulers."""
+by hand (manual optimization) with optional gradient clipping, max-norm constraints, LR/momentum schedules,
+a critic-iteration schedule, and a budget in generator iterations."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 from pytorch_lightning import LightningModule
 from torch import Tensor, nn
 
 from lightning_modules.objectives import AdversarialObjective
+from lightning_modules.schedules import critic_iterations
 
 #: constructor arguments kept out of the checkpoint's hyper-parameters: networks and factories are rebuilt
 #: from the run's config, so a checkpoint holds plain values only and loads with ``weights_only=True``
 NOT_HYPERPARAMETERS = ["generator", "discriminator", "objective", "optimizer_g", "optimizer_d", "scheduler_g",
                        "scheduler_d"]
 
+NETWORKS = ("generator", "discriminator")
+
+
+def _named_factories(factories) -> list[tuple[str, Callable]]:
+    """``scheduler_g``/``scheduler_d`` as ``(name, factory)`` pairs: ``None`` -> none, one factory ->
+    ``[("scheduler", f)]``, a mapping -> its non-null entries."""
+    if factories is None:
+        return []
+    if isinstance(factories, Mapping):
+        return [(str(name), make) for name, make in factories.items() if make is not None]
+    return [("scheduler", factories)]
+
 
 class TwoPlayerModule(LightningModule):
     """Base of the adversarial LightningModules (GAN family, colorization).
 
     Subclasses call ``super().__init__`` with the networks and factories, then ``save_hyperparameters``
-    (ignoring :data:`NOT_HYPERPARAMETERS`), and write ``training_step`` with :meth:`update` for each
-    network's step. A method without a discriminator (a regression baseline) passes
-    ``discriminator=None``: it then has one optimizer.
+    (ignoring :data:`NOT_HYPERPARAMETERS`), and write ``training_step``: :meth:`players` for the two
+    optimizers, :meth:`count_critic_step` once per batch to know whether the batch ends with a generator
+    step, :meth:`discriminator_step` and :meth:`update` for each network's step. A method without a
+    discriminator (a regression baseline) passes ``discriminator=None``: it then has one optimizer.
+
+    **Generator iterations.** Lightning's ``global_step`` counts every optimizer step of either network
+    (manual optimization); :attr:`generator_steps` counts the generator's, the unit of the WGAN paper
+    (Arjovsky et al. 2017, Fig. 3), logged as ``train/generator_steps`` and, beside the validation
+    metrics, ``val/generator_steps``, and saved in checkpoints. ``max_generator_steps`` is the budget in
+    that unit: when it is reached, training stops after that batch (``trainer.should_stop``), with a last
+    validation and checkpoint even inside an epoch.
+
+    **Critic iterations.** The generator steps after ``n_critic`` discriminator steps (Goodfellow et al.
+    2014's ``k``, Algorithm 1), or after :func:`lightning_modules.schedules.critic_iterations`'s count when
+    ``n_critic_burst`` is set (the WGAN reference code). Each discriminator step takes one batch; the
+    count carries over epoch ends and is saved in checkpoints (``critic_steps``).
+
+    **Schedules.** ``scheduler_g``/``scheduler_d`` are each a partial scheduler or a mapping
+    ``name -> partial scheduler`` (e.g. a learning-rate decay and a momentum schedule). A scheduler whose
+    class has ``interval = "step"`` is stepped after every update of its network, any other (torch's LR
+    schedulers) after every training epoch.
 
     Args:
         generator: the generator network.
@@ -34,11 +66,17 @@ class TwoPlayerModule(LightningModule):
         n_critic: discriminator steps per generator step (>= 1).
         gradient_clip_val: clip each network's gradient norm to this value (``None``: no clipping).
         max_col_norm: after each step, rescale every linear layer's per-unit weight vector to at most this
-            L2 norm (pylearn2's ``max_col_norm``, 1.9365 in Goodfellow et al. 2014's configs; ``None``: off).
-        scheduler_g, scheduler_d: optional partial LR schedulers, stepped once per epoch.
+            L2 norm (pylearn2's ``max_col_norm``, 1.9365 in Goodfellow et al. 2014's TFD configs; ``None``: off).
+        scheduler_g, scheduler_d: ``None``, a partial scheduler, or a mapping of names to partial schedulers.
+        n_critic_burst, burst_first, burst_every: the critic-iteration bursts of
+            :func:`lightning_modules.schedules.critic_iterations` (``n_critic_burst=None``: a fixed
+            ``n_critic``).
+        max_generator_steps: the budget in generator iterations (``None``: the trainer's epochs or steps
+            decide).
 
     Raises:
-        ValueError: on ``n_critic < 1``, or a discriminator without objective or optimizer.
+        ValueError: on ``n_critic < 1``, a bad burst schedule, ``max_generator_steps < 1``, or a
+            discriminator without objective or optimizer.
     """
 
     def __init__(
@@ -51,12 +89,19 @@ class TwoPlayerModule(LightningModule):
         n_critic: int = 1,
         gradient_clip_val: float | None = None,
         max_col_norm: float | None = None,
-        scheduler_g: Callable | None = None,
-        scheduler_d: Callable | None = None,
+        scheduler_g=None,
+        scheduler_d=None,
+        n_critic_burst: int | None = None,
+        burst_first: int = 25,
+        burst_every: int = 500,
+        max_generator_steps: int | None = None,
     ) -> None:
         super().__init__()
         if n_critic < 1:
             raise ValueError(f"model.n_critic must be >= 1, got {n_critic}")
+        if max_generator_steps is not None and max_generator_steps < 1:
+            raise ValueError(f"model.max_generator_steps must be >= 1 or null, got {max_generator_steps}")
+        critic_iterations(0, n_critic, n_critic_burst, burst_first, burst_every)  # validates the schedule
         if discriminator is not None and (objective is None or optimizer_d is None):
             raise ValueError("a model with a discriminator needs model.objective and model.optimizer_d")
         self.automatic_optimization = False
@@ -64,24 +109,54 @@ class TwoPlayerModule(LightningModule):
         self.discriminator = discriminator
         self.objective = objective
         self.n_critic = n_critic
+        self.critic_schedule = (n_critic_burst, burst_first, burst_every)
+        self.critic_steps = 0  # discriminator steps since the last generator step
+        self.generator_steps = 0  # generator iterations so far
+        self.max_generator_steps = max_generator_steps
         self.gradient_clip_val = gradient_clip_val
         self.max_col_norm = max_col_norm
         self.optimizer_factories = (optimizer_g, optimizer_d)
         self.scheduler_factories = (scheduler_g, scheduler_d)
+        self._schedule_plan: list[tuple[int, str]] = []  # (network index, interval) of each scheduler
 
-    def is_generator_step(self, batch_idx: int) -> bool:
-        """Whether batch ``batch_idx`` ends with a generator step (every ``n_critic``-th batch)."""
-        return self.discriminator is None or (batch_idx + 1) % self.n_critic == 0
+    # ------------------------------------------------------------------ the loop's pieces
+    def players(self):
+        """``(opt_g, opt_d)``; ``opt_d`` is ``None`` without a discriminator."""
+        optimizers = self.optimizers()
+        return (optimizers, None) if self.discriminator is None else tuple(optimizers)
+
+    def critic_iterations(self) -> int:
+        """Discriminator steps before the next generator step, at the current :attr:`generator_steps`."""
+        return critic_iterations(self.generator_steps, self.n_critic, *self.critic_schedule)
+
+    def count_critic_step(self) -> bool:
+        """Count this batch's discriminator step; ``True`` when a generator step follows it (always
+        without a discriminator). Call it once per training batch."""
+        if self.discriminator is None:
+            return True
+        self.critic_steps += 1
+        if self.critic_steps >= self.critic_iterations():
+            self.critic_steps = 0
+            return True
+        return False
 
     def update(self, optimizer, loss: Tensor, network: nn.Module) -> None:
         """One optimizer step on ``loss`` for ``network``: backward, optional gradient-norm clipping,
-        step, optional max-norm constraint."""
+        step, optional max-norm constraint, the network's per-update schedulers; after a generator step
+        also the count of generator iterations and the stop at ``max_generator_steps``."""
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         if self.gradient_clip_val:
             self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
         optimizer.step()
         self.constrain(network)
+        index = 0 if network is self.generator else 1
+        self._step_schedulers(lambda i, interval: i == index and interval == "step")
+        if index == 0:
+            self.generator_steps += 1
+            self.log("train/generator_steps", float(self.generator_steps))
+            if self.max_generator_steps is not None and self.generator_steps >= self.max_generator_steps:
+                self.trainer.should_stop = True  # validation and checkpoints still run after this batch
 
     @torch.no_grad()
     def constrain(self, network: nn.Module) -> None:
@@ -93,7 +168,7 @@ class TwoPlayerModule(LightningModule):
 
     def discriminator_step(self, optimizer, real_out, fake_out) -> Tensor:
         """The discriminator's loss from its outputs, one step with it, the objective's hook (WGAN clips
-        here), and its logs under ``train/``. Call it between ``toggle_optimizer`` and ``untoggle``."""
+        here), and its logs under ``train/``. Call it inside ``toggled_optimizer(optimizer)``."""
         d_loss, d_logs = self.objective.discriminator_loss(real_out, fake_out)
         self.update(optimizer, d_loss, self.discriminator)
         self.objective.after_discriminator_step(self.discriminator)
@@ -101,17 +176,43 @@ class TwoPlayerModule(LightningModule):
         self.log_dict({f"train/{k}": v for k, v in d_logs.items()})
         return d_loss
 
-    def on_train_epoch_end(self) -> None:
-        if any(make is not None for make in self.scheduler_factories):
-            schedulers = self.lr_schedulers()
-            for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+    # ------------------------------------------------------------------ schedules and state
+    def _step_schedulers(self, chosen: Callable[[int, str], bool]) -> None:
+        if not self._schedule_plan:
+            return
+        schedulers = self.lr_schedulers()
+        schedulers = schedulers if isinstance(schedulers, list) else [schedulers]
+        for scheduler, (index, interval) in zip(schedulers, self._schedule_plan):
+            if chosen(index, interval):
                 scheduler.step()
+
+    def on_train_epoch_end(self) -> None:
+        self._step_schedulers(lambda index, interval: interval != "step")
+
+    def on_validation_epoch_end(self) -> None:
+        # beside val/fid in the same row, so validation curves plot against generator iterations
+        self.log("val/generator_steps", float(self.generator_steps), sync_dist=True)  # the same on every rank
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["critic_steps"] = int(self.critic_steps)
+        checkpoint["generator_steps"] = int(self.generator_steps)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # checkpoints from before these counts took one generator step per n_critic discriminator steps
+        self.critic_steps = int(checkpoint.get("critic_steps", 0))
+        self.generator_steps = int(checkpoint.get("generator_steps",
+                                                  checkpoint.get("global_step", 0) // (self.n_critic + 1)))
 
     def configure_optimizers(self):
         make_g, make_d = self.optimizer_factories
         optimizers = [make_g(params=self.generator.parameters())]
         if self.discriminator is not None:
             optimizers.append(make_d(params=self.discriminator.parameters()))
-        schedulers = [make(optimizer=opt) for make, opt in zip(self.scheduler_factories, optimizers)
-                      if make is not None]
+        schedulers, self._schedule_plan = [], []
+        for index, (factories, optimizer) in enumerate(zip(self.scheduler_factories, optimizers)):
+            for name, make in _named_factories(factories):
+                scheduler = make(optimizer=optimizer)
+                interval = getattr(scheduler, "interval", "epoch")
+                schedulers.append({"scheduler": scheduler, "interval": interval, "name": f"{NETWORKS[index]}/{name}"})
+                self._schedule_plan.append((index, interval))
         return (optimizers, schedulers) if schedulers else optimizers

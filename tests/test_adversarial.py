@@ -12,7 +12,7 @@ def build(tmp_path, *overrides):
 
 
 def test_max_col_norm_bounds_every_unit(tmp_path):
-    model = build(tmp_path, "model=gan")
+    model = build(tmp_path, "model=gan", "model.max_col_norm=1.9365")  # the TFD configs' value
     assert model.hparams.max_col_norm == pytest.approx(1.9365)
     linears = [m for m in model.discriminator.modules() if isinstance(m, torch.nn.Linear)]
     with torch.no_grad():

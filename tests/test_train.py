@@ -8,9 +8,25 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.hydra_helpers import compose_train, run_cli, run_train
+from tests.hydra_helpers import CONF, compose_train, run_cli, run_train
 
-PRESETS = ["gan", "dcgan", "lsgan", "ebgan", "wgan", "cgan"]
+
+
+def _gan_presets() -> list[str]:
+    """Every GAN-family preset in conf/model/ (those composing to the AdversarialModule, directly or through
+    the preset they extend), found by listing the folder, so a new preset is tested without editing this."""
+    from omegaconf import OmegaConf
+
+    def target(name: str):
+        cfg = OmegaConf.load(CONF / "model" / f"{name}.yaml")
+        parents = [d for d in cfg.get("defaults", []) if isinstance(d, str) and (CONF / "model" / f"{d}.yaml").is_file()]
+        return cfg.get("_target_") or next((target(d) for d in parents), None)
+
+    return [p.stem for p in sorted((CONF / "model").glob("*.yaml"))
+            if target(p.stem) == "lightning_modules.adversarial.AdversarialModule"]
+
+
+PRESETS = _gan_presets()
 FDR = ["debug=fdr", "logger=csv", "callbacks.evaluation.feature_epochs=1"]
 
 

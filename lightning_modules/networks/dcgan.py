@@ -103,12 +103,26 @@ def project_block(in_features: int, out_channels: int, base: int) -> nn.Sequenti
     )
 
 
-def upsampling_stack(widths: Sequence[int], out_channels: int) -> nn.Sequential:
+def extra_layers(width: int, count: int, activation: nn.Module, batch_norm: bool = True) -> list[nn.Module]:
+    """``count`` resolution-keeping layers ``(B, width, s, s) -> (B, width, s, s)``: 3x3 stride-1
+    convolutions, each with BatchNorm (unless ``batch_norm=False``) and ``activation``; the
+    ``n_extra_layers`` of the WGAN reference code (martinarjovsky/WassersteinGAN ``models/dcgan.py``)."""
+    layers: list[nn.Module] = []
+    for _ in range(count):
+        layers.append(nn.Conv2d(width, width, 3, 1, 1, bias=not batch_norm))
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(width))
+        layers.append(activation)
+    return layers
+
+
+def upsampling_stack(widths: Sequence[int], out_channels: int, n_extra_layers: int = 0) -> nn.Sequential:
     """Stride-2 transposed-conv stack: ``(B, widths[0], b, b) -> (B, out_channels, b * 2**n, b * 2**n)``.
 
     ``n = len(widths)`` layers: ``widths[i] -> widths[i+1]`` with BatchNorm + ReLU, then
-    ``widths[-1] -> out_channels`` with tanh (no BatchNorm on the output, Radford et al. 2016, Sec. 3).
-    Output values in [-1, 1].
+    ``n_extra_layers`` 3x3 layers at ``widths[-1]`` (:func:`extra_layers`, the WGAN reference code's
+    option), then ``widths[-1] -> out_channels`` with tanh (no BatchNorm on the output, Radford et al.
+    2016, Sec. 3). Output values in [-1, 1].
     """
     layers: list[nn.Module] = []
     for w_in, w_out in pairwise(widths):
@@ -117,16 +131,20 @@ def upsampling_stack(widths: Sequence[int], out_channels: int) -> nn.Sequential:
             nn.BatchNorm2d(w_out),
             nn.ReLU(),
         ]
+    layers += extra_layers(widths[-1], n_extra_layers, nn.ReLU())
     layers += [nn.ConvTranspose2d(widths[-1], out_channels, KERNEL, STRIDE, PADDING), nn.Tanh()]
     return nn.Sequential(*layers)
 
 
-def downsampling_stack(in_channels: int, widths: Sequence[int], batch_norm: bool = True) -> nn.Sequential:
+def downsampling_stack(in_channels: int, widths: Sequence[int], batch_norm: bool = True,
+                       n_extra_layers: int = 0) -> nn.Sequential:
     """Stride-2 conv stack: ``(B, in_channels, S, S) -> (B, widths[-1], S / 2**n, S / 2**n)``.
 
     ``n = len(widths)`` layers ``-> widths[i]``, each conv + LeakyReLU(0.2); BatchNorm on every layer but
     the first (Radford et al. 2016, Sec. 3), and on none when ``batch_norm=False`` (a critic for the
     WGAN gradient penalty, Gulrajani et al. 2017, Sec. 4). Convs followed by BatchNorm have no bias.
+    ``n_extra_layers`` 3x3 layers at ``widths[0]`` follow the first (:func:`extra_layers`, with BatchNorm
+    unless ``batch_norm=False``, as the WGAN reference code's critic).
     """
     layers: list[nn.Module] = []
     w_in = in_channels
@@ -136,6 +154,8 @@ def downsampling_stack(in_channels: int, widths: Sequence[int], batch_norm: bool
         if use_bn:
             layers.append(nn.BatchNorm2d(w_out))
         layers.append(nn.LeakyReLU(LEAKY_SLOPE))
+        if i == 0:
+            layers += extra_layers(w_out, n_extra_layers, nn.LeakyReLU(LEAKY_SLOPE), batch_norm)
         w_in = w_out
     return nn.Sequential(*layers)
 
@@ -154,6 +174,8 @@ class DCGANGenerator(nn.Module):
         image_size: square image side ``S`` (8, 16, 28, 32, 64, 128, ...; see :func:`dcgan_geometry`).
         base_width: width of the last hidden layer (next to the image); doubles towards ``z``.
         num_classes: conditioning width ``K`` (0 = unconditional); ``cond`` is appended to ``z``.
+        n_extra_layers: 3x3 layers before the output layer, at its input's resolution (the WGAN reference
+            code's ``n_extra_layers``; 0 is the paper's network).
 
     Shapes:
         ``forward(z: (B, L), cond: (B, K) | None) -> (B, C, S, S)`` with values in [-1, 1].
@@ -173,9 +195,11 @@ class DCGANGenerator(nn.Module):
         image_size: int = 28,
         base_width: int = 64,
         num_classes: int = 0,
+        n_extra_layers: int = 0,
     ) -> None:
         super().__init__()
         owner = type(self).__name__
+        self.n_extra_layers = as_int(n_extra_layers, "n_extra_layers", owner, minimum=0)
         self.latent_dim = as_int(latent_dim, "latent_dim", owner)
         self.channels = as_int(channels, "channels", owner)
         self.image_size = as_int(image_size, "data.image_size", owner)
@@ -185,7 +209,7 @@ class DCGANGenerator(nn.Module):
         self.widths = dcgan_widths(self.base_width, self.num_scales)
 
         self.project = project_block(self.latent_dim + self.num_classes, self.widths[0], self.base)
-        self.upsample = upsampling_stack(self.widths, self.channels)
+        self.upsample = upsampling_stack(self.widths, self.channels, self.n_extra_layers)
         dcgan_init_(self)
 
     def forward(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
@@ -212,6 +236,8 @@ class DCGANDiscriminator(nn.Module):
         base_width: width of the first conv layer; doubles per layer.
         num_classes: conditioning width ``K`` (0 = unconditional).
         batch_norm: BatchNorm in the hidden layers (default True, as in the paper).
+        n_extra_layers: 3x3 layers after the first, at its resolution (the WGAN reference code's
+            ``n_extra_layers``; 0 is the paper's network).
 
     Shapes:
         ``forward(x: (B, C, S, S) in [-1, 1], cond: (B, K) | None) -> (B,)`` logits / critic values.
@@ -231,9 +257,11 @@ class DCGANDiscriminator(nn.Module):
         base_width: int = 64,
         num_classes: int = 0,
         batch_norm: bool = True,
+        n_extra_layers: int = 0,
     ) -> None:
         super().__init__()
         owner = type(self).__name__
+        self.n_extra_layers = as_int(n_extra_layers, "n_extra_layers", owner, minimum=0)
         self.channels = as_int(channels, "channels", owner)
         self.image_size = as_int(image_size, "data.image_size", owner)
         self.base_width = as_int(base_width, "base_width", owner)
@@ -242,7 +270,8 @@ class DCGANDiscriminator(nn.Module):
         self.base, self.num_scales = dcgan_geometry(self.image_size, owner)
         self.widths = tuple(reversed(dcgan_widths(self.base_width, self.num_scales)))
 
-        self.downsample = downsampling_stack(self.channels + self.num_classes, self.widths, self.batch_norm)
+        self.downsample = downsampling_stack(self.channels + self.num_classes, self.widths, self.batch_norm,
+                                             self.n_extra_layers)
         self.head = nn.Conv2d(self.widths[-1], 1, kernel_size=self.base, stride=1, padding=0)
         dcgan_init_(self)
 

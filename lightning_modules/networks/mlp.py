@@ -83,12 +83,13 @@ class Maxout(nn.Module):
 class MLPGenerator(nn.Module):
     """Fully connected generator of the original GAN (Goodfellow et al. 2014, Sec. 5; pylearn2 mnist.yaml).
 
-    ``z (+ cond) -> [Linear -> ReLU] x len(hidden_dims) -> Linear -> sigmoid -> 2*s - 1 -> reshape``.
-    The paper's sigmoid output models pixels in [0, 1]; this framework's images live in [-1, 1], so the
-    sigmoid ``s`` is mapped affinely by ``2*s - 1`` (identical to ``tanh(a / 2)`` of the pre-activation
-    ``a``). Weights are initialised ``U(-init_range, init_range)`` with zero biases as in the config
-    (``irange: .05``); the paper's data-dependent output bias (from pixel marginals) is not used. The paper
-    sampled uniform noise, but the noise distribution is the module's choice, not the network's.
+    ``z (+ cond) -> [Linear -> ReLU] x len(hidden_dims) -> Linear -> sigmoid -> reshape``. The paper's
+    sigmoid output models pixels in [0, 1]: with ``unit_output=True`` the network returns the sigmoid ``s``
+    in [0, 1] as the paper (the module maps it to genforge's [-1, 1] at its boundary), otherwise ``2*s - 1``
+    in [-1, 1] (identical to ``tanh(a / 2)`` of the pre-activation ``a``). Weights are initialised
+    ``U(-init_range, init_range)`` with zero biases as in the config (``irange: .05``); the config's output
+    bias from the training pixels' marginals is :meth:`init_output_bias_from_marginals`, which the module
+    calls with the training set. The noise distribution is the module's choice, not the network's.
 
     Args:
         latent_dim: width ``L`` of ``z``.
@@ -98,9 +99,11 @@ class MLPGenerator(nn.Module):
         num_classes: conditioning width ``K`` (0 = unconditional); ``cond`` is appended to ``z``
             (Mirza & Osindero 2014, Sec. 3.2).
         init_range: half-width of the uniform weight init.
+        unit_output: return pixels in [0, 1] (the sigmoid) instead of [-1, 1].
 
     Shapes:
-        ``forward(z: (B, L), cond: (B, K) | None) -> (B, C, S, S)`` with values in [-1, 1].
+        ``forward(z: (B, L), cond: (B, K) | None) -> (B, C, S, S)`` with values in [-1, 1] ([0, 1] with
+        ``unit_output``).
 
     Raises:
         ValueError: invalid constructor arguments; ``z`` not ``(B, L)``; ``cond`` given when ``K == 0``,
@@ -115,9 +118,11 @@ class MLPGenerator(nn.Module):
         hidden_dims: Sequence[int] = (1200, 1200),
         num_classes: int = 0,
         init_range: float = 0.05,
+        unit_output: bool = False,
     ) -> None:
         super().__init__()
         owner = type(self).__name__
+        self.unit_output = bool(unit_output)
         self.latent_dim = as_int(latent_dim, "latent_dim", owner)
         self.channels = as_int(channels, "channels", owner)
         self.image_size = as_int(image_size, "data.image_size", owner)
@@ -133,13 +138,37 @@ class MLPGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
         _uniform_init_(self, init_range)
 
+    @torch.no_grad()
+    def init_output_bias_from_marginals(self, marginals: Tensor) -> None:
+        """Set the output layer's bias so that ``sigmoid(bias)`` equals each pixel's marginal mean: pylearn2's
+        ``init_sigmoid_bias_from_marginals`` (goodfeli/adversarial ``mnist.yaml``), ``logit(clip(p, 1e-7,
+        1 - 1e-7))``.
+
+        Args:
+            marginals: the training pixels' means in [0, 1], ``(C, S, S)`` or ``(C * S * S,)``.
+
+        Raises:
+            ValueError: if the shape does not match the output or a value lies outside [0, 1].
+        """
+        out = self.net[-1]
+        p = torch.as_tensor(marginals, dtype=out.bias.dtype).flatten()
+        if p.numel() != out.bias.numel():
+            raise ValueError(f"{type(self).__name__}: pixel marginals of {p.numel()} values for an output of "
+                             f"{out.bias.numel()} pixels ({self.channels} x {self.image_size} x {self.image_size})")
+        if p.min() < 0 or p.max() > 1:
+            raise ValueError(f"{type(self).__name__}: pixel marginals must lie in [0, 1], got "
+                             f"[{float(p.min()):.3g}, {float(p.max()):.3g}]")
+        out.bias.copy_(torch.logit(p.clamp(1e-7, 1 - 1e-7)).to(out.bias.device))
+
     def forward(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
-        """Generate images: ``(B, L)`` (+ ``(B, K)``) -> ``(B, C, S, S)`` in [-1, 1]."""
+        """Generate images: ``(B, L)`` (+ ``(B, K)``) -> ``(B, C, S, S)`` in [-1, 1] ([0, 1] with
+        ``unit_output``)."""
         owner = type(self).__name__
         check_latent(z, self.latent_dim, owner)
         cond = check_cond(cond, self.num_classes, z.shape[0], owner)
         s = torch.sigmoid(self.net(append_cond_vector(z, cond)))
-        return (2.0 * s - 1.0).view(z.shape[0], self.channels, self.image_size, self.image_size)
+        s = s if self.unit_output else 2.0 * s - 1.0
+        return s.view(z.shape[0], self.channels, self.image_size, self.image_size)
 
 
 class MaxoutDiscriminator(nn.Module):
@@ -163,7 +192,8 @@ class MaxoutDiscriminator(nn.Module):
         init_range: half-width of the uniform weight init.
 
     Shapes:
-        ``forward(x: (B, C, S, S) in [-1, 1], cond: (B, K) | None) -> (B,)`` raw scores (logits, unbounded).
+        ``forward(x: (B, C, S, S), cond: (B, K) | None) -> (B,)`` raw scores (logits, unbounded); ``x`` in
+        [0, 1] as the paper (the module's ``unit_pixels``) or [-1, 1].
 
     Raises:
         ValueError: invalid constructor arguments; ``x`` not ``(B, C, S, S)``; ``cond`` given when
