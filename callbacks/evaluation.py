@@ -86,7 +86,10 @@ class FeatureDistanceEvaluation(Callback):
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         self.enabled = uses_samples(pl_module)  # methods that do not sample (colorization) are skipped
         if self.enabled and self._net is None:
-            self._net = self._feature_network(trainer)
+            # the run's random state does not depend on whether the network is trained (a first run) or
+            # loaded (building a module draws its initial weights): both runs train alike
+            with torch.random.fork_rng(devices=[]):
+                self._net = self._feature_network(trainer)
 
     def _metric(self, key: str, device: torch.device):
         from metrics.fid import FeatureDistances

@@ -235,3 +235,16 @@ def test_wgan_critic_clips_every_parameter_and_has_no_batch_norm_on_its_first_la
     count = lambda net: sum(1 for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3))
     assert (count(critic), count(model.generator)) == (2, 1)
     assert critic(model.generator(model.fixed_z[:2])).shape == (2,)
+
+
+def test_a_first_run_trains_as_a_later_one_that_loads_the_feature_network(tmp_path):
+    # the first run trains FID's feature network, the second loads it from the cache (building a module
+    # draws its initial weights): neither may move the run's random state
+    first_losses = []
+    for run in ("first", "second"):
+        run_train(["model=dcgan", "debug=limit", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
+                   f"paths.cache_dir={tmp_path / 'cache'}", *FAST], tmp_path / run)
+        with open(tmp_path / run / "csv" / "metrics.csv") as f:
+            first_losses.append(next(float(r["train/d_loss"]) for r in csv.DictReader(f) if r.get("train/d_loss")))
+    assert len(list((tmp_path / "cache" / "features").glob("*.pt"))) == 1
+    assert first_losses[0] == first_losses[1]
