@@ -45,7 +45,8 @@ def interpolate_latents(z0: torch.Tensor, z1: torch.Tensor, steps: int, mode: st
 
 class EpochImageCallback(Callback):
     """Shared mechanics: once per ``every_n_epochs`` training epochs, render an image in eval mode,
-    save it as ``<dirpath>/<prefix>_epoch_NNN.png`` and log it as ``<key>``."""
+    save it as ``<dirpath>/<prefix>_epoch_NNN.png`` and log it as ``<key>``, captioned with the epoch (and
+    the generator iteration, for modules that count them)."""
 
     key = "samples"
     prefix = "samples"
@@ -80,9 +81,12 @@ class EpochImageCallback(Callback):
                 images = self.renders(pl_module)
         finally:
             pl_module.train(was_training)
+        caption = f"epoch {trainer.current_epoch}"
+        if hasattr(pl_module, "generator_steps"):  # the GAN family's unit (Arjovsky et al. 2017, Fig. 3)
+            caption += f", generator iteration {pl_module.generator_steps}"
         for key, prefix, grid in images:
             self.last_path = save_png(grid, self.dirpath / f"{prefix}_epoch_{trainer.current_epoch:03d}.png")
-            log_image(trainer, key, grid)
+            log_image(trainer, key, grid, caption)
 
 
 class SampleGrid(EpochImageCallback):

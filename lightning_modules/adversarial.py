@@ -52,6 +52,9 @@ class AdversarialModule(TwoPlayerModule):
         conditional: condition G and D on labels (needs ``num_classes > 0``).
         num_classes: classes (or attributes) of the labels, ``data.num_classes``.
         num_fixed: images in the fixed-noise sample grid.
+        simultaneous: on a batch with a generator step, compute both networks' gradients from one forward
+            pass before either steps (the GAN paper's code); ``False``: the discriminator steps first and the
+            generator's step sees the updated discriminator (the paper's Algorithm 1, DCGAN's code).
         gradient_clip_val, max_col_norm, scheduler_g, scheduler_d, n_critic_burst, burst_first, burst_every,
         max_generator_steps: see :class:`lightning_modules.two_player.TwoPlayerModule`.
 
@@ -87,6 +90,7 @@ class AdversarialModule(TwoPlayerModule):
         burst_first: int = 25,
         burst_every: int = 500,
         max_generator_steps: int | None = None,
+        simultaneous: bool = False,
     ) -> None:
         super().__init__(generator, discriminator, objective, optimizer_g, optimizer_d, n_critic,
                          gradient_clip_val, max_col_norm, scheduler_g, scheduler_d, n_critic_burst, burst_first,
@@ -209,21 +213,42 @@ class AdversarialModule(TwoPlayerModule):
         opt_g, opt_d = self.players()
         generator_step = self.count_critic_step()
         z = self.noise(real.shape[0], device=self.device)
-
-        # Discriminator (critic) step: maximise the objective on real vs generated images.
         with torch.set_grad_enabled(generator_step):
             fake = self.generator_output(z, labels)
-        with self.toggled_optimizer(opt_d):
-            self.discriminator_step(opt_d, self.discriminate(real, labels), self.discriminate(fake.detach(), labels))
 
-        if generator_step:
+        if generator_step and self.hparams.simultaneous:
+            g_loss, g_logs = self._simultaneous_step(opt_g, opt_d, real, fake, labels)
+        else:
+            # Discriminator (critic) step: maximise the objective on real vs generated images.
+            with self.toggled_optimizer(opt_d):
+                self.discriminator_step(opt_d, self.discriminate(real, labels),
+                                        self.discriminate(fake.detach(), labels))
+            if not generator_step:
+                return
             with self.toggled_optimizer(opt_g):
                 g_loss, g_logs = self.objective.generator_loss(self.discriminate(fake, labels))
                 self.update(opt_g, g_loss, self.generator)
-            if self.generator_ema is not None:
-                self.generator_ema.update_parameters(self.generator)
-            self.log("train/g_loss", g_loss.detach(), prog_bar=True)
-            self.log_dict({f"train/{k}": v for k, v in g_logs.items()})
+        if self.generator_ema is not None:
+            self.generator_ema.update_parameters(self.generator)
+        self.log("train/g_loss", g_loss.detach(), prog_bar=True)
+        self.log_dict({f"train/{k}": v for k, v in g_logs.items()})
+
+    def _simultaneous_step(self, opt_g, opt_d, real: Tensor, fake: Tensor, labels):
+        """Both networks' gradients from one forward pass at the same parameters (the same dropout masks),
+        then both steps: the update of goodfeli/adversarial (``AdversaryCost2.get_gradients``, one SGD
+        step on both costs). Returns the generator's loss and logs."""
+        fake_out = self.discriminate(fake, labels)
+        d_loss, d_logs = self.objective.discriminator_loss(self.discriminate(real, labels), fake_out)
+        g_loss, g_logs = self.objective.generator_loss(fake_out)
+        opt_d.zero_grad(set_to_none=True)
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(d_loss, inputs=list(self.discriminator.parameters()), retain_graph=True)
+        self.manual_backward(g_loss, inputs=list(self.generator.parameters()))
+        self.step(opt_d, self.discriminator)
+        self.objective.after_discriminator_step(self.discriminator)
+        self.step(opt_g, self.generator)
+        self.log_discriminator(d_loss, d_logs)
+        return g_loss, g_logs
 
     # ------------------------------------------------------------------ evaluation
     def _evaluation_step(self, batch, split: str) -> None:

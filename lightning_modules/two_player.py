@@ -141,11 +141,15 @@ class TwoPlayerModule(LightningModule):
         return False
 
     def update(self, optimizer, loss: Tensor, network: nn.Module) -> None:
-        """One optimizer step on ``loss`` for ``network``: backward, optional gradient-norm clipping,
-        step, optional max-norm constraint, the network's per-update schedulers; after a generator step
-        also the count of generator iterations and the stop at ``max_generator_steps``."""
+        """One optimizer step on ``loss`` for ``network``: backward, then :meth:`step`."""
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
+        self.step(optimizer, network)
+
+    def step(self, optimizer, network: nn.Module) -> None:
+        """Step ``network`` on the gradients it holds: optional gradient-norm clipping, the optimizer's
+        step, optional max-norm constraint, the network's per-update schedulers; after a generator step
+        also the count of generator iterations and the stop at ``max_generator_steps``."""
         if self.gradient_clip_val:
             self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
         optimizer.step()
@@ -172,9 +176,13 @@ class TwoPlayerModule(LightningModule):
         d_loss, d_logs = self.objective.discriminator_loss(real_out, fake_out)
         self.update(optimizer, d_loss, self.discriminator)
         self.objective.after_discriminator_step(self.discriminator)
+        self.log_discriminator(d_loss, d_logs)
+        return d_loss
+
+    def log_discriminator(self, d_loss: Tensor, d_logs: dict) -> None:
+        """``train/d_loss`` and the objective's other discriminator logs under ``train/``."""
         self.log("train/d_loss", d_loss.detach(), prog_bar=True)
         self.log_dict({f"train/{k}": v for k, v in d_logs.items()})
-        return d_loss
 
     # ------------------------------------------------------------------ schedules and state
     def _step_schedulers(self, chosen: Callable[[int, str], bool]) -> None:

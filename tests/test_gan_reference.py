@@ -248,3 +248,41 @@ def test_a_first_run_trains_as_a_later_one_that_loads_the_feature_network(tmp_pa
             first_losses.append(next(float(r["train/d_loss"]) for r in csv.DictReader(f) if r.get("train/d_loss")))
     assert len(list((tmp_path / "cache" / "features").glob("*.pt"))) == 1
     assert first_losses[0] == first_losses[1]
+
+
+@pytest.mark.parametrize("simultaneous", [True, False])
+def test_simultaneous_update_takes_both_gradients_at_the_same_parameters(simultaneous, tmp_path):
+    # without dropout, one batch of SGD (momentum's first step is the plain gradient): the generator moves
+    # by -0.1 times its loss's gradient through the discriminator before its step (simultaneous,
+    # goodfeli/adversarial) or after it (Algorithm 1); the discriminator's rate of 100 makes them differ
+    import copy
+
+    import pytorch_lightning as pl
+    from pytorch_lightning import Callback
+
+    class Capture(Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            self.before = copy.deepcopy(pl_module).cpu()
+            self.batch, self.rng = batch, torch.get_rng_state()
+
+    cfg = compose_train(["model=gan", f"model.simultaneous={simultaneous}", "model.discriminator.dropout=0",
+                         "model.discriminator.input_dropout=0", "model.optimizer_d.lr=100", "debug=fdr"], tmp_path)
+    model, capture = instantiate(cfg.model), Capture()
+    pl.Trainer(fast_dev_run=True, logger=False, callbacks=[capture], enable_progress_bar=False,
+               enable_model_summary=False).fit(model, datamodule=instantiate(cfg.data))
+
+    before = capture.before
+    real = before.to_network(capture.batch[0])
+    torch.set_rng_state(capture.rng)
+    z = before.noise(real.shape[0])
+    critic = copy.deepcopy(before.discriminator)
+    if not simultaneous:  # the discriminator's own step first
+        d_loss, _ = before.objective.discriminator_loss(critic(real), critic(before.generator(z).detach()))
+        grads = torch.autograd.grad(d_loss, list(critic.parameters()))
+        with torch.no_grad():
+            for p, g in zip(critic.parameters(), grads):
+                p -= 100 * g
+    g_loss, _ = before.objective.generator_loss(critic(before.generator(z)))
+    grads = torch.autograd.grad(g_loss, list(before.generator.parameters()))
+    for p0, g, p1 in zip(before.generator.parameters(), grads, model.generator.parameters()):
+        torch.testing.assert_close(p1.detach().cpu(), p0.detach() - 0.1 * g, rtol=1e-4, atol=1e-6)
