@@ -55,6 +55,13 @@ def per_epoch(rows: list[dict[str, str]]) -> dict[int, dict[str, float]]:
     return dict(sorted(epochs.items()))
 
 
+def best_of(epochs: dict[int, dict[str, float]]) -> tuple[int, float, float]:
+    """``(epoch of the best val/fid, its generator iterations, the run's generator iterations)``."""
+    best = min(epochs, key=lambda e: epochs[e]["val/fid"])
+    steps = max(e.get("train/generator_steps", 0) for e in epochs.values())
+    return best, epochs[best].get("train/generator_steps", 0), steps
+
+
 def spearman(a: list[float], b: list[float]) -> float:
     from scipy.stats import spearmanr
 
@@ -113,10 +120,8 @@ def main() -> None:
         test = {k: float(v) for row in log for k, v in row.items() if k.startswith("test/") and v}
         epochs = per_epoch(log)
         histories[name] = epochs
-        steps = max(e.get("train/generator_steps", 0) for e in epochs.values())
-        best_epoch = min(epochs, key=lambda e: epochs[e]["val/fid"])
-        best_steps = epochs[best_epoch].get("train/generator_steps", 0)
-        grid = sorted((run_dir / "samples").glob("samples_epoch_*.png"))[-1]
+        best_epoch, best_steps, steps = best_of(epochs)
+        grid = max((run_dir / "samples").glob("samples_epoch_*.png"))
         shutil.copyfile(grid, args.pictures / f"{name}.png")
         parzen[name] = test["test/parzen_ll"]
         fid = f"{test['test/fid']:.2f}"
@@ -141,9 +146,8 @@ def main() -> None:
 def report_targets(histories: dict, parzen: dict, reference: float) -> None:
     """Print each target of the benchmark with what was reached."""
     for name, epochs in histories.items():
-        steps = max(e.get("train/generator_steps", 0) for e in epochs.values())
-        best = min(epochs, key=lambda e: epochs[e]["val/fid"])
-        share = epochs[best].get("train/generator_steps", 0) / steps
+        _, best_steps, steps = best_of(epochs)
+        share = best_steps / steps
         print(f"- {name}: best validation FID at {share:.0%} of the budget "
               f"({'meets' if share >= TARGETS['best_fraction'] else 'misses'} the last fifth)")
     for name, key in (("wgan", "train/wasserstein"), ("dcgan", "train/d_loss"), ("dcgan", "train/g_loss")):

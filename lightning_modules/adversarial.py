@@ -245,7 +245,6 @@ class AdversarialModule(TwoPlayerModule):
         self.manual_backward(d_loss, inputs=list(self.discriminator.parameters()), retain_graph=True)
         self.manual_backward(g_loss, inputs=list(self.generator.parameters()))
         self.step(opt_d, self.discriminator)
-        self.objective.after_discriminator_step(self.discriminator)
         self.step(opt_g, self.generator)
         self.log_discriminator(d_loss, d_logs)
         return g_loss, g_logs

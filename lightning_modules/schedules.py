@@ -88,10 +88,10 @@ class MomentumAdjustor:
 
     def momentum(self, epoch: int, initial: float) -> float:
         """The momentum during ``epoch`` (from 1) for a group that started at ``initial``."""
-        width = self.saturate - self.start
-        alpha = 1.0 if width == 0 and epoch >= self.start else 0.0
-        if width:
-            alpha = min(1.0, max(0.0, (epoch - self.start) / width))
+        if self.saturate == self.start:  # a step at ``start``
+            alpha = float(epoch >= self.start)
+        else:
+            alpha = min(1.0, max(0.0, (epoch - self.start) / (self.saturate - self.start)))
         return initial + (self.final_momentum - initial) * alpha
 
     def _apply(self) -> None:

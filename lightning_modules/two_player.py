@@ -148,15 +148,18 @@ class TwoPlayerModule(LightningModule):
 
     def step(self, optimizer, network: nn.Module) -> None:
         """Step ``network`` on the gradients it holds: optional gradient-norm clipping, the optimizer's
-        step, optional max-norm constraint, the network's per-update schedulers; after a generator step
-        also the count of generator iterations and the stop at ``max_generator_steps``."""
+        step, optional max-norm constraint, the network's per-update schedulers; after a discriminator step
+        the objective's hook (WGAN clips there), after a generator step the count of generator iterations
+        and the stop at ``max_generator_steps``."""
         if self.gradient_clip_val:
             self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
         optimizer.step()
         self.constrain(network)
         index = 0 if network is self.generator else 1
         self._step_schedulers(lambda i, interval: i == index and interval == "step")
-        if index == 0:
+        if index == 1:
+            self.objective.after_discriminator_step(self.discriminator)
+        else:
             self.generator_steps += 1
             self.log("train/generator_steps", float(self.generator_steps))
             if self.max_generator_steps is not None and self.generator_steps >= self.max_generator_steps:
@@ -171,11 +174,10 @@ class TwoPlayerModule(LightningModule):
                     module.weight.copy_(torch.renorm(module.weight, 2, 0, self.max_col_norm))
 
     def discriminator_step(self, optimizer, real_out, fake_out) -> Tensor:
-        """The discriminator's loss from its outputs, one step with it, the objective's hook (WGAN clips
-        here), and its logs under ``train/``. Call it inside ``toggled_optimizer(optimizer)``."""
+        """The discriminator's loss from its outputs, one step with it (:meth:`step`, the objective's hook
+        included), and its logs under ``train/``. Call it inside ``toggled_optimizer(optimizer)``."""
         d_loss, d_logs = self.objective.discriminator_loss(real_out, fake_out)
         self.update(optimizer, d_loss, self.discriminator)
-        self.objective.after_discriminator_step(self.discriminator)
         self.log_discriminator(d_loss, d_logs)
         return d_loss
 

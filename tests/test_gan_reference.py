@@ -232,7 +232,9 @@ def test_wgan_critic_clips_every_parameter_and_has_no_batch_norm_on_its_first_la
     values = torch.cat([p.detach().flatten() for p in critic.parameters()])
     assert values.abs().max() == pytest.approx(0.01) and all(m.weight.max() <= 0.01 for m in norms)
     # the reference's n_extra_layers: 3x3 resolution-keeping convolutions, 2 in the critic, 1 in the generator
-    count = lambda net: sum(1 for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3))
+    def count(net):
+        return sum(1 for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3))
+
     assert (count(critic), count(model.generator)) == (2, 1)
     assert critic(model.generator(model.fixed_z[:2])).shape == (2,)
 

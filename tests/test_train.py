@@ -11,7 +11,6 @@ import torch
 from tests.hydra_helpers import CONF, compose_train, run_cli, run_train
 
 
-
 def _gan_presets() -> list[str]:
     """Every GAN-family preset in conf/model/ (those composing to the AdversarialModule, directly or through
     the preset they extend), found by listing the folder, so a new preset is tested without editing this."""

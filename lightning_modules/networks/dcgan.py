@@ -20,7 +20,7 @@ The builders :func:`project_block`, :func:`upsampling_stack`, :func:`downsamplin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import pairwise
 
 from torch import Tensor, nn
@@ -103,16 +103,17 @@ def project_block(in_features: int, out_channels: int, base: int) -> nn.Sequenti
     )
 
 
-def extra_layers(width: int, count: int, activation: nn.Module, batch_norm: bool = True) -> list[nn.Module]:
+def extra_layers(width: int, count: int, activation: Callable[[], nn.Module],
+                 batch_norm: bool = True) -> list[nn.Module]:
     """``count`` resolution-keeping layers ``(B, width, s, s) -> (B, width, s, s)``: 3x3 stride-1
-    convolutions, each with BatchNorm (unless ``batch_norm=False``) and ``activation``; the
+    convolutions, each with BatchNorm (unless ``batch_norm=False``) and an ``activation()``; the
     ``n_extra_layers`` of the WGAN reference code (martinarjovsky/WassersteinGAN ``models/dcgan.py``)."""
     layers: list[nn.Module] = []
     for _ in range(count):
         layers.append(nn.Conv2d(width, width, 3, 1, 1, bias=not batch_norm))
         if batch_norm:
             layers.append(nn.BatchNorm2d(width))
-        layers.append(activation)
+        layers.append(activation())
     return layers
 
 
@@ -131,7 +132,7 @@ def upsampling_stack(widths: Sequence[int], out_channels: int, n_extra_layers: i
             nn.BatchNorm2d(w_out),
             nn.ReLU(),
         ]
-    layers += extra_layers(widths[-1], n_extra_layers, nn.ReLU())
+    layers += extra_layers(widths[-1], n_extra_layers, nn.ReLU)
     layers += [nn.ConvTranspose2d(widths[-1], out_channels, KERNEL, STRIDE, PADDING), nn.Tanh()]
     return nn.Sequential(*layers)
 
@@ -155,7 +156,7 @@ def downsampling_stack(in_channels: int, widths: Sequence[int], batch_norm: bool
             layers.append(nn.BatchNorm2d(w_out))
         layers.append(nn.LeakyReLU(LEAKY_SLOPE))
         if i == 0:
-            layers += extra_layers(w_out, n_extra_layers, nn.LeakyReLU(LEAKY_SLOPE), batch_norm)
+            layers += extra_layers(w_out, n_extra_layers, lambda: nn.LeakyReLU(LEAKY_SLOPE), batch_norm)
         w_in = w_out
     return nn.Sequential(*layers)
 
