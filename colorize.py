@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from utils.config import register_resolvers
+from utils.errors import report_input_errors
 
 register_resolvers()
 log = logging.getLogger("genforge")
@@ -107,17 +108,20 @@ def colorize(cfg: DictConfig) -> list[Path]:
 
     Raises:
         FileNotFoundError: a missing checkpoint, run config or input.
-        ValueError: an unreadable image (names the file), or a checkpoint of a method that does not
-            colorize.
+        ValueError: an unreadable image (names the file).
+        InputError: a checkpoint of a method that does not colorize; an unreadable checkpoint; a run
+            config naming a ``_target_`` off the allowlist (see :func:`utils.checkpoints.load_run`).
     """
     from datamodules.lab import lab_scaled_to_rgb, rgb_to_lab_scaled
     from datamodules.transforms import to_signed, to_uint8
     from utils.checkpoints import load_run
+    from utils.errors import InputError
     from utils.images import save_png
 
-    model, _ = load_run(cfg.ckpt_path, cfg.get("run_config"), cfg.get("run"), cfg.paths)
+    model, _ = load_run(cfg.ckpt_path, cfg.get("run_config"), cfg.get("run"), cfg.paths,
+                        trust_run_config=bool(cfg.get("trust_run_config", False)))
     if not hasattr(model, "colorize_rgb"):
-        raise ValueError(f"ckpt_path={cfg.ckpt_path} is a {type(model).__name__}, not a colorizer "
+        raise InputError(f"ckpt_path={cfg.ckpt_path} is a {type(model).__name__}, not a colorizer "
                          "(train one with model=colorizer_*)")
     out_dir = Path(cfg.paths.output_dir)
     written, pairs = [], []
@@ -136,6 +140,7 @@ def colorize(cfg: DictConfig) -> list[Path]:
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="colorize")
+@report_input_errors
 def main(cfg: DictConfig) -> None:
     """Hydra entry point of :func:`colorize`."""
     for path in colorize(cfg):

@@ -23,6 +23,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from utils.config import register_resolvers
+from utils.errors import report_input_errors
 
 register_resolvers()
 log = logging.getLogger("genforge")
@@ -55,7 +56,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
     ckpt_path = Path(cfg.ckpt_path)
     pl.seed_everything(cfg.seed, workers=True)
-    model, run_cfg = load_run(ckpt_path, cfg.get("run_config"), cfg.get("run"), cfg.paths)
+    model, run_cfg = load_run(ckpt_path, cfg.get("run_config"), cfg.get("run"), cfg.paths,
+                              trust_run_config=bool(cfg.get("trust_run_config", False)))
     out_dir = Path(cfg.paths.output_dir)
     if hasattr(model, "sample"):  # generative samplers; DC-IGN and colorization have none
         paths = write_samples(model, cfg.num_samples, out_dir / "samples", cfg.seed)
@@ -76,6 +78,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
+@report_input_errors
 def main(cfg: DictConfig) -> None:
     """Hydra entry point of :func:`evaluate`."""
     metrics = evaluate(cfg)

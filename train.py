@@ -7,6 +7,7 @@ from ``ckpt_path``), tests, and returns ``optimized_metric`` for sweepers.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import sys
@@ -21,9 +22,12 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from utils.config import metric_value, register_resolvers
+from utils.errors import report_input_errors
 
 register_resolvers()
 log = logging.getLogger("genforge")
+#: ``ckpt_path`` values Lightning resolves itself (``ckpt_path=last`` resumes this run's last checkpoint)
+LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry")
 
 
 def count_parameters(model) -> dict[str, int]:
@@ -55,35 +59,106 @@ def finish_wandb() -> None:
         wandb.finish()
 
 
+def without_hydra_node(cfg: DictConfig) -> DictConfig:
+    """A copy of ``cfg`` without its ``hydra`` node (present when composed with ``return_hydra_config=True``,
+    the Lightning+Hydra template's test pattern); ``${hydra:...}`` resolvers still read the running Hydra."""
+    from omegaconf import open_dict
+
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        cfg.pop("hydra", None)
+    return cfg
+
+
+def model_choice(group: str) -> str | None:
+    """The option Hydra chose for config group ``group`` (``model=dcgan`` -> ``"dcgan"``), or ``None``
+    outside Hydra."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    return HydraConfig.get().runtime.choices.get(group)
+
+
+def run_callbacks(cfg: DictConfig) -> list:
+    """The callbacks of ``cfg.callbacks`` plus :class:`callbacks.run_identity.RunIdentity` (every run
+    records in its checkpoints which model they hold)."""
+    from callbacks.run_identity import RunIdentity
+    from utils.checkpoints import model_targets
+    from utils.config import instantiate_group
+
+    callbacks = instantiate_group(cfg.get("callbacks"), "callbacks")
+    callbacks.append(RunIdentity(preset=model_choice("model"), data=model_choice("data"),
+                                 targets=model_targets(cfg.model)))
+    return callbacks
+
+
+def atomic_checkpoint_plugins(plugins: list) -> list:
+    """``plugins`` plus :class:`utils.checkpoint_io.AtomicCheckpointIO` unless one of them already is a
+    ``CheckpointIO``: every checkpoint is written beside its target and renamed onto it."""
+    from pytorch_lightning.plugins.io import CheckpointIO
+
+    from utils.checkpoint_io import AtomicCheckpointIO
+
+    if any(isinstance(plugin, CheckpointIO) for plugin in plugins):
+        return plugins
+    return [*plugins, AtomicCheckpointIO()]
+
+
+def keep_wandb_in_run_folder(loggers: list) -> None:
+    """Point ``WANDB_DIR`` at the W&B logger's ``save_dir`` (the run folder), so that processes that attach
+    to the run later (the ranks ``ddp_spawn`` starts) write their files there and not into ``./wandb``."""
+    from pytorch_lightning.loggers import WandbLogger
+
+    for logger in loggers:
+        if isinstance(logger, WandbLogger) and logger.save_dir:
+            os.environ["WANDB_DIR"] = str(Path(logger.save_dir).resolve())
+
+
 def run(cfg: DictConfig) -> dict[str, float]:
     """Train and/or test as ``cfg`` says; returns every metric logged (``split/name`` -> float).
 
+    ``cfg`` may hold a ``hydra`` node (composed with ``return_hydra_config=True``); it is ignored.
+
     Raises:
-        whatever instantiation or training raises, after closing W&B.
+        InputError: a config value of the wrong type (``trainer.max_epochs=abc``), an unreadable
+            ``ckpt_path`` or a checkpoint of another model (naming the key or the file).
+        whatever instantiation or training raises otherwise; W&B is closed first.
     """
     import pytorch_lightning as pl
     from hydra.utils import instantiate
 
-    from utils.config import instantiate_group
+    from utils.checkpoints import check_resumable
+    from utils.config import check_argument_types, instantiate_group
 
+    cfg = without_hydra_node(cfg)
     try:
         if cfg.get("seed") is not None:
             pl.seed_everything(cfg.seed, workers=True)
+        for key in ("data", "model", "trainer"):
+            check_argument_types(cfg[key], key)
         log.info(f"Instantiating datamodule <{cfg.data._target_}>")
         datamodule = instantiate(cfg.data)
         log.info(f"Instantiating model <{cfg.model._target_}>")
         model = instantiate(cfg.model)
-        callbacks = instantiate_group(cfg.get("callbacks"), "callbacks")
+        callbacks = run_callbacks(cfg)
         loggers = instantiate_group(cfg.get("logger"), "logger")
-        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+        keep_wandb_in_run_folder(loggers)
+        plugins = atomic_checkpoint_plugins(list(instantiate(cfg.trainer.get("plugins")) or []))
+        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=plugins)
         log_hyperparameters(cfg, model, trainer)
 
         metrics: dict[str, float] = {}
+        ckpt_path = cfg.get("ckpt_path")
         if cfg.get("train", True):
-            trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+            if ckpt_path is not None and str(ckpt_path) not in LIGHTNING_CKPT_NAMES:
+                check_resumable(ckpt_path, model, cfg.model, model_choice("model"))
+            trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path)
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
         if cfg.get("test", True):
             ckpt = _test_checkpoint(trainer, cfg)
+            if ckpt is not None and not cfg.get("train", True) and str(ckpt) not in LIGHTNING_CKPT_NAMES:
+                check_resumable(ckpt, model, cfg.model, model_choice("model"))
             trainer.test(model=model, datamodule=datamodule, ckpt_path=ckpt)
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
         return metrics
@@ -92,18 +167,29 @@ def run(cfg: DictConfig) -> dict[str, float]:
 
 
 def _test_checkpoint(trainer, cfg: DictConfig) -> str | None:
-    """The checkpoint to test: the best one of this run if any, else the weights in memory
-    (or ``ckpt_path`` when only testing)."""
+    """The checkpoint to test: the best one of this run if any, else the weights in memory (or
+    ``ckpt_path`` when only testing). After a divergence the weights in memory are the diverged ones, so
+    the best checkpoint is tested, else ``last.ckpt`` (the last good state), else nothing is tested
+    against them: the in-memory weights are tested with a warning."""
+    from callbacks.divergence import has_diverged
+
     if not cfg.get("train", True):
         return cfg.get("ckpt_path")
     callback = trainer.checkpoint_callback
     best = getattr(callback, "best_model_path", "") if callback is not None else ""
     if best and Path(best).is_file():
         return best
+    if has_diverged(trainer):
+        for callback in trainer.checkpoint_callbacks:
+            path = getattr(callback, "best_model_path", "") or getattr(callback, "last_model_path", "")
+            if path and Path(path).is_file():
+                return path
+        log.warning("training diverged before any checkpoint was written: testing the diverged weights")
     return None
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
+@report_input_errors
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point: print and save the config tree, run, return ``optimized_metric``."""
     from pytorch_lightning.utilities import rank_zero_only

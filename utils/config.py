@@ -104,3 +104,79 @@ def metric_value(metrics: dict, name: str | None) -> float | None:
         return None
     value = metrics[name]
     return float(value.item() if hasattr(value, "item") else value)
+
+
+def _accepts(annotation, value) -> bool | None:
+    """Whether ``value`` (a plain config value) fits the type ``annotation``: True, False, or None when the
+    annotation is one this check does not judge (classes other than the plain types, ``Any``)."""
+    import collections.abc
+    import types
+    import typing
+
+    from omegaconf import ListConfig
+
+    origin = typing.get_origin(annotation)
+    if annotation is typing.Any:
+        return None
+    if origin in (typing.Union, types.UnionType):
+        verdicts = [_accepts(member, value) for member in typing.get_args(annotation)]
+        return True if True in verdicts else (None if None in verdicts else False)
+    if origin is typing.Literal:
+        return value in typing.get_args(annotation)
+    if annotation is type(None):
+        return value is None
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int)
+    if annotation is float:
+        return isinstance(value, (int, float))
+    if annotation is str:
+        return isinstance(value, str)
+    container = origin or annotation
+    if container in (list, tuple, collections.abc.Sequence):
+        return isinstance(value, (list, tuple, ListConfig))
+    if container in (dict, collections.abc.Mapping):
+        return isinstance(value, (dict, DictConfig))
+    return None
+
+
+def _describe_type(annotation) -> str:
+    text = getattr(annotation, "__name__", None) if not getattr(annotation, "__args__", None) else None
+    return text or str(annotation).replace("typing.", "").replace("NoneType", "None")
+
+
+def check_argument_types(cfg: DictConfig, key: str) -> None:
+    """Check the plain values (numbers, strings, booleans, null, lists) of the config ``cfg`` at config key
+    ``key`` against the type annotations of its ``_target_``'s constructor, before it is instantiated:
+    ``trainer.max_epochs=abc`` is refused here instead of failing an assertion deep in Lightning. Values
+    whose annotation is a class other than the plain types are not judged.
+
+    Raises:
+        InputError: naming ``<key>.<argument>``, the value and the expected type.
+    """
+    import inspect
+    import typing
+
+    from hydra.utils import get_object
+
+    from utils.errors import InputError
+
+    if not isinstance(cfg, DictConfig) or "_target_" not in cfg:
+        return
+    try:
+        target = get_object(cfg._target_)
+        function = target.__init__ if inspect.isclass(target) else target
+        hints = typing.get_type_hints(function)
+    except Exception:  # noqa: BLE001 - annotations that do not resolve are simply not checked
+        return
+    for name in cfg:
+        if name.startswith("_") or name not in hints or isinstance(cfg._get_node(name), DictConfig):
+            continue
+        try:
+            value = cfg[name]
+        except Exception:  # noqa: BLE001 - unresolvable values fail at instantiation with their own error
+            continue
+        if _accepts(hints[name], value) is False:
+            raise InputError(f"{key}.{name}={value!r}: expected {_describe_type(hints[name])} "
+                             f"(the {name} argument of {cfg._target_})")
