@@ -168,9 +168,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
 
 def _test_checkpoint(trainer, cfg: DictConfig) -> str | None:
     """The checkpoint to test: the best one of this run if any, else the weights in memory (or
-    ``ckpt_path`` when only testing). After a divergence the weights in memory are the diverged ones, so
-    the best checkpoint is tested, else ``last.ckpt`` (the last good state), else nothing is tested
-    against them: the in-memory weights are tested with a warning."""
+    ``ckpt_path`` when only testing). After a divergence the weights in memory are the diverged ones, so the
+    best checkpoint is tested, else ``last.ckpt`` (the last good state), else (no checkpoint yet) the
+    in-memory weights with a warning."""
     from callbacks.divergence import has_diverged
 
     if not cfg.get("train", True):

@@ -37,9 +37,19 @@ RENDERS = "renders"
 BATCH_TYPES = {"azimuth": ["azimuth"], "elevation": ["elevation"], INTRINSIC: ["identity"]}
 LAYOUT = (
     f"the rendered_chairs/ folder of Aubry et al. 2014 (https://www.di.ens.fr/willow/research/seeing3Dchairs/): "
-    f"data.root/<chair_dir>/{RENDERS}/image_NNN_pPPP_tTTT_r096.png, NNN the view, PPP the elevation and TTT "
+    f"data.root/<chair_dir>/{RENDERS}/image_NNN_pPPP_tTTT_r096.png (or data.root/rendered_chairs/<chair_dir>/...), "
+    f"NNN the view, PPP the elevation and TTT "
     f"the azimuth in degrees"
 )
+
+
+def rendered_chairs_folder(root: Path) -> Path:
+    """The ``rendered_chairs/`` folder for ``data.root``: ``root`` itself, or ``root/rendered_chairs`` when
+    ``root`` is the folder the archive was extracted into (both spellings of the README's layout work)."""
+    inner = root / "rendered_chairs"
+    if inner.is_dir() and not (root / "rendered_chairs" / RENDERS).is_dir():
+        return inner
+    return root
 
 
 def scan_rendered_chairs(root: Path) -> tuple[list[str], list[Path], torch.Tensor]:
@@ -50,7 +60,7 @@ def scan_rendered_chairs(root: Path) -> tuple[list[str], list[Path], torch.Tenso
     ``image_NNN_pPPP_tTTT_rDDD.png``.
 
     Args:
-        root: the ``rendered_chairs/`` folder.
+        root: the ``rendered_chairs/`` folder, or the folder holding it (see :func:`rendered_chairs_folder`).
 
     Returns:
         ``(chairs, paths, factors)``: the sorted chair folder names; the N render paths (chair by chair,
@@ -66,6 +76,7 @@ def scan_rendered_chairs(root: Path) -> tuple[list[str], list[Path], torch.Tenso
     """
     if not root.is_dir():
         raise FileNotFoundError(f"data.root={root} is not a directory; chairs expects {LAYOUT}")
+    root = rendered_chairs_folder(root)
     chairs = sorted(e.name for e in os.scandir(root) if not e.name.startswith(".") and e.is_dir())
     if not chairs:
         raise ValueError(f"{root} has no chair folders; expected {LAYOUT}")

@@ -3,12 +3,14 @@
 ``pickle.load`` runs whatever callable a pickle names, so a doctored dataset file could execute code.
 :class:`RestrictedUnpickler` resolves only an explicit allow-list of globals and refuses everything
 else *before* anything is called. The default allow-list is exactly what a numpy array needs
-(``numpy.core.multiarray._reconstruct``, ``numpy.ndarray``, ``numpy.dtype``); dicts, lists, bytes, str
+(``numpy.core.multiarray._reconstruct``, ``numpy.ndarray``, ``numpy.dtype``, and ``_codecs.encode`` by
+which Python 3 writes bytes in protocols 0-2); dicts, lists, bytes, str
 and ints need no global at all.
 """
 
 from __future__ import annotations
 
+import codecs
 import os
 import pickle
 from collections.abc import Mapping
@@ -35,6 +37,10 @@ NUMPY_ARRAY_GLOBALS: dict[tuple[str, str], Any] = {
     ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct(),
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
+    # pickle protocols 0-2 written by Python 3 spell every bytes object (an array's buffer) as
+    # _codecs.encode(<latin-1 str>, "latin1"): it builds bytes from a str and calls nothing else (torch's
+    # weights_only unpickler allows it for the same reason)
+    ("_codecs", "encode"): codecs.encode,
 }
 
 

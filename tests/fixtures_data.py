@@ -94,8 +94,11 @@ def cifar_batch(n: int, seed: int, label_offset: int = 0) -> dict:
     }
 
 
-def write_cifar10(root: Path, n_per_batch: int = 10, py2_style: bool = True) -> dict[str, dict]:
-    """Write ``root/cifar-10-batches-py/{data_batch_1..5, test_batch}``; returns ``{name: batch dict}``."""
+def write_cifar10(root: Path, n_per_batch: int = 10, py2_style: bool = True, protocol: int | None = None
+                  ) -> dict[str, dict]:
+    """Write ``root/cifar-10-batches-py/{data_batch_1..5, test_batch}``; returns ``{name: batch dict}``.
+    ``py2_style``: as the original download (Python 2, numpy 1.x); else re-saved by this Python with pickle
+    ``protocol`` (default: Python's; protocol 2 spells bytes as ``_codecs.encode``)."""
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True, exist_ok=True)
     batches = {}
@@ -105,7 +108,7 @@ def write_cifar10(root: Path, n_per_batch: int = 10, py2_style: bool = True) -> 
             if py2_style:
                 Py2StylePickler(f).dump(batch)
             else:
-                pickle.dump(batch, f)
+                pickle.dump(batch, f, protocol=protocol)
         batches[name] = batch
     return batches
 

@@ -41,7 +41,7 @@ def run_train(overrides: list[str], output_dir: Path) -> dict[str, float]:
 
 def run_cli(args: list[str], cwd: Path = ROOT, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run ``python <args>`` as a user would, in a subprocess; raises with its output on failure."""
-    env = dict(os.environ)
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     proc = subprocess.run([sys.executable, *args], check=False, cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
     if proc.returncode != 0:

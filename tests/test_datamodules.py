@@ -217,9 +217,11 @@ def test_mnist_download_network_failure_says_what_to_do(tmp_path, monkeypatch):
 # ================================================================================================ CIFAR-10
 
 
-@pytest.mark.parametrize("py2_style", [True, False])
-def test_cifar10_reads_batches(tmp_path, py2_style):
-    batches = write_cifar10(tmp_path, n_per_batch=10, py2_style=py2_style)
+@pytest.mark.parametrize("py2_style, protocol", [(True, None), (False, None), (False, 2)])
+def test_cifar10_reads_batches(tmp_path, py2_style, protocol):
+    batches = write_cifar10(tmp_path, n_per_batch=10, py2_style=py2_style, protocol=protocol)
+    if protocol == 2:  # a batch re-saved by Python 3 with protocol 2 builds its bytes with _codecs.encode
+        assert b"_codecs\nencode" in (tmp_path / "cifar-10-batches-py" / "test_batch").read_bytes()
     before = listing(tmp_path)
     dm = CIFAR10DataModule(root=str(tmp_path), val_size=7, batch_size=4)
     dm.setup()

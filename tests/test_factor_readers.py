@@ -186,6 +186,14 @@ def test_chairs_bad_layouts_name_the_path(tmp_path):
         chairs_dm(root, val_chairs=5)
 
 
+def test_chairs_root_is_rendered_chairs_or_the_folder_holding_it(tmp_path):
+    written = write_chairs(tmp_path / "rendered_chairs", n_chairs=3)
+    inner = scan_rendered_chairs(tmp_path / "rendered_chairs")
+    outer = scan_rendered_chairs(tmp_path)
+    assert inner[0] == outer[0] == sorted(written["chairs"]) and inner[1] == outer[1]
+    assert torch.equal(inner[2], outer[2]) and len(outer[1]) == len(written["renders"]) == 3 * 8
+
+
 def test_chairs_config_composes(tmp_path):
     write_chairs(tmp_path / "data" / "rendered_chairs", n_chairs=8)
     cfg = compose_train(["data=chairs", f"paths.data_dir={tmp_path / 'data'}", "data.train_chairs=5",

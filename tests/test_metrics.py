@@ -326,16 +326,19 @@ def test_inception_feature_without_torch_fidelity_says_how_to_install():
 
 
 def test_feature_net_cli(tmp_path):
-    """``python -m metrics.feature_net data=digits``: trains into ${paths.cache_dir}/features (where the
+    """``python -m metrics.feature_net data=digits``: trains into ${paths.cache_dir}/features (by default
+    $XDG_CACHE_HOME/genforge/features; where the
     evaluation callback looks), runs in ${paths.log_dir}/features/<data>/<time>."""
     env = {k: v for k, v in os.environ.items() if k not in ("GENFORGE_CACHE", "GENFORGE_OUTPUTS", "GENFORGE_DATA")}
-    env["GENFORGE_ROOT"] = str(tmp_path)  # paths.root_dir: the run dir and the cache land below it
+    env["GENFORGE_ROOT"] = str(tmp_path)  # paths.root_dir: the run dir lands below it
+    env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")  # the cache: the user's cache folder, not the checkout
     env["OMP_NUM_THREADS"] = "1"
     cmd = [sys.executable, "-m", "metrics.feature_net", "data=digits", "epochs=1", "num_features=16"]
     out = subprocess.run(cmd, check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "val accuracy: " in out.stdout
-    files = list((tmp_path / ".cache" / "features").glob("feature_net-DigitsDataModule-8px-1ch-10cls-*.pt"))
+    assert not (tmp_path / ".cache").exists()
+    files = list((tmp_path / "xdg" / "genforge" / "features").glob("feature_net-DigitsDataModule-8px-1ch-10cls-*.pt"))
     assert len(files) == 1 and f"cache: {files[0]}" in out.stdout
     runs = list((tmp_path / "outputs" / "features" / "digits").glob("*/.hydra/config.yaml"))
     assert len(runs) == 1

@@ -119,13 +119,32 @@ def test_wandb_offline_and_csv_by_default(tmp_path):
     assert hparams["model"]["_target_"] == "lightning_modules.adversarial.AdversarialModule"
 
 
+def _checkout_state() -> str:
+    import subprocess
+
+    from tests.hydra_helpers import ROOT
+
+    return subprocess.run(["git", "status", "--porcelain", "--ignored"], cwd=ROOT, capture_output=True,
+                          text=True, check=True).stdout
+
+
 def test_train_cli_ddp_sim(tmp_path):
-    out = tmp_path / "ddp"
-    run_cli(["train.py", "trainer=ddp_sim", "debug=limit", "logger=csv", "trainer.max_epochs=1",
+    """DDP on the CPU from another working directory, with W&B: every rank's files go under the run folder
+    (the sample images reach its W&B run), nothing into the working directory or the checkout."""
+    from tests.hydra_helpers import ROOT
+
+    out, cwd = tmp_path / "ddp", tmp_path / "cwd"
+    cwd.mkdir()
+    before = _checkout_state()
+    run_cli([str(ROOT / "train.py"), "trainer=ddp_sim", "debug=limit", "logger=wandb", "trainer.max_epochs=1",
              "callbacks.parzen.num_samples=200", "callbacks.evaluation.feature_epochs=1",
-             f"hydra.run.dir={out}"])
+             f"hydra.run.dir={out}"], cwd=cwd)
+    assert list(cwd.iterdir()) == []
+    assert _checkout_state() == before
     assert (out / "checkpoints" / "last.ckpt").is_file()
     assert (out / "config_tree.log").is_file() and (out / ".hydra" / "config.yaml").is_file()
+    media = [p.name for p in (out / "wandb").glob("offline-run-*/files/media/images/samples/*.png")]
+    assert any(name.startswith("fixed_noise") for name in media), media
     checkpoint = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
     # 2 processes x 5 batches each; each process counts its own 5 batches x 2 optimizer steps
     assert checkpoint["global_step"] == 10

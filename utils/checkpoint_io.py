@@ -16,7 +16,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     through ``fsspec`` in ``$TMPDIR``; on another file system than the run folder the final step is a copy,
     and a kill during it left a 0-byte ``last.ckpt`` and an orphan in ``$TMPDIR``. With this plugin a kill
     at any moment leaves the previous checkpoint loadable. Remote paths (``s3://``, ...) keep Lightning's
-    save. ``train.py`` gives it to every Trainer whose config names no ``plugins``.
+    save. ``train.py`` adds it to every Trainer whose ``trainer.plugins`` hold no ``CheckpointIO``.
 
     Raises:
         TypeError: ``storage_options`` given (as Lightning's).

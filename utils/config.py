@@ -27,17 +27,27 @@ def wandb_offline() -> bool:
         return True
 
 
+def user_cache_dir() -> str:
+    """genforge's folder in the user's cache: ``$XDG_CACHE_HOME/genforge``, else ``~/.cache/genforge``
+    (where torch keeps its hub cache too); the default of ``paths.cache_dir`` when ``GENFORGE_CACHE`` is
+    unset, so no run writes caches into the source checkout."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "genforge")
+
+
 def register_resolvers() -> None:
     """Register genforge's OmegaConf resolvers (idempotent).
 
     - ``${gf.if:cond,a,b}``: ``a`` if ``cond`` else ``b`` (e.g. classes only for a conditional model).
     - ``${gf.wandb_offline:}``: see :func:`wandb_offline`.
+    - ``${gf.user_cache:}``: see :func:`user_cache_dir`.
     """
     global _REGISTERED
     if _REGISTERED:
         return
     OmegaConf.register_new_resolver("gf.if", lambda cond, a, b: a if cond else b, replace=True)
     OmegaConf.register_new_resolver("gf.wandb_offline", wandb_offline, replace=True)
+    OmegaConf.register_new_resolver("gf.user_cache", user_cache_dir, replace=True)
     _REGISTERED = True
 
 

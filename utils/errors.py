@@ -26,7 +26,7 @@ class MissingFileError(InputError, FileNotFoundError):
 
 
 class UntrustedConfigError(InputError):
-    """A saved run's config names a ``_target_`` outside the allowlist (see :mod:`utils.run_config`)."""
+    """A saved run's config names a ``_target_`` outside the allowlist (see :mod:`utils.target_allowlist`)."""
 
 
 def report_input_errors(main: F) -> F:
