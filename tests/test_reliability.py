@@ -70,8 +70,8 @@ def test_unreadable_checkpoints_and_another_models_checkpoint_are_one_line_error
     common = ["train.py", *QUICK, "trainer.max_epochs=2", f"hydra.run.dir={tmp_path / 'out'}"]
     proc = cli([*common, "model=dcgan", f"ckpt_path={truncated}"])
     assert_one_line_error(proc, f"ckpt_path={truncated}", "not a readable checkpoint", "truncated")
-    proc = cli([*common, "model=dcgan", f"ckpt_path={text}"])
-    assert_one_line_error(proc, f"ckpt_path={text}", "not a readable checkpoint")
+    with pytest.raises(InputError, match=f"ckpt_path={text} .* is not a readable checkpoint"):
+        run_train(["model=dcgan", *QUICK, f"ckpt_path={text}"], tmp_path / "text")
     proc = cli([*common, "model=wgan", f"ckpt_path={last}"])
     assert_one_line_error(proc, "holds a checkpoint of model=dcgan", "not of this run's model=wgan",
                           "resume it with model=dcgan")
@@ -194,7 +194,7 @@ SAVER = textwrap.dedent("""
     import sys, torch
     sys.path.insert(0, sys.argv[2])
     from utils.io import atomic_torch_save
-    weights = torch.arange(25_000_000, dtype=torch.float32)  # 100 MB
+    weights = torch.arange(10_000_000, dtype=torch.float32)  # 40 MB
     i = 0
     while True:
         i += 1
@@ -222,7 +222,7 @@ def test_kill_during_atomic_saves_leaves_the_previous_file_loadable(tmp_path):
             proc.wait()
         checkpoint = torch.load(target, weights_only=True, map_location="cpu")
         i = checkpoint["i"]
-        assert i >= 1 and checkpoint["weights"][0].item() == i and checkpoint["weights"][-1].item() == 24_999_999 + i
+        assert i >= 1 and checkpoint["weights"][0].item() == i and checkpoint["weights"][-1].item() == 9_999_999 + i
     orphans = list(target.parent.glob(".last.ckpt.*.tmp"))
     assert orphans, "the kill left no temporary file: the test did not kill during a save"
     assert list(tmpdir.iterdir()) == []  # nothing staged in $TMPDIR
@@ -240,7 +240,7 @@ def test_train_killed_at_any_moment_resumes(tmp_path):
     last = run / "checkpoints" / "last.ckpt"
     try:
         deadline = time.monotonic() + 300
-        while not (last.exists() and torch.load(last, weights_only=True, map_location="cpu")["epoch"] >= 1):
+        while not (last.exists() and torch.load(last, weights_only=True, map_location="cpu")["epoch"] >= 0):
             assert time.monotonic() < deadline and proc.poll() is None
             time.sleep(0.2)
         while not list(last.parent.glob(".last.ckpt.*.tmp")):  # the next save has begun
@@ -250,7 +250,7 @@ def test_train_killed_at_any_moment_resumes(tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     epoch = torch.load(last, weights_only=True, map_location="cpu")["epoch"]
-    assert epoch >= 1
+    assert epoch >= 0
     metrics = run_train(["model=dcgan", *QUICK, f"trainer.max_epochs={epoch + 2}", "test=false",
                          f"ckpt_path={last}"], tmp_path / "resumed")
     resumed = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
