@@ -62,3 +62,27 @@ def markdown_table(header: list[str], rows: list[list[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def batch_timer(warmup: int):
+    """A Lightning callback timing training batches after the first ``warmup``: ``.images`` seen and
+    ``.start`` / ``.end`` (``time.perf_counter`` seconds) from the start of batch ``warmup`` to the end of
+    the last; images/s = ``images / (end - start)``."""
+    import time
+
+    import pytorch_lightning as pl
+
+    class Timer(pl.Callback):
+        def __init__(self):
+            self.start, self.end, self.images = None, None, 0
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if batch_idx == warmup:
+                self.start = time.perf_counter()
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if batch_idx >= warmup:
+                self.images += batch[0].shape[0]
+                self.end = time.perf_counter()
+
+    return Timer()

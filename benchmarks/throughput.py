@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import compose, markdown_table
+from _common import batch_timer, compose, markdown_table
 
 
 def bare_loop(cfg, batches: int, warmup: int) -> float:
@@ -72,21 +72,8 @@ def genforge_loop(cfg, batches: int, warmup: int) -> float:
 
     from utils.config import instantiate_group
 
-    class Timer(pl.Callback):
-        def __init__(self):
-            self.start, self.end, self.images = None, None, 0
-
-        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-            if batch_idx == warmup:
-                self.start = time.perf_counter()
-
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            if batch_idx >= warmup:
-                self.images += batch[0].shape[0]
-                self.end = time.perf_counter()
-
     pl.seed_everything(cfg.seed)
-    timer = Timer()
+    timer = batch_timer(warmup)
     trainer = instantiate(cfg.trainer, callbacks=[timer, *instantiate_group(cfg.callbacks, "callbacks")],
                           logger=instantiate_group(cfg.logger, "logger"))
     trainer.fit(instantiate(cfg.model), datamodule=instantiate(cfg.data))

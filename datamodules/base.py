@@ -14,9 +14,21 @@ import torch
 from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
+from datamodules.decoded_cache import CacheSettings
+from datamodules.image_files import LazyImageDataset
 from datamodules.transforms import prepare_uint8, to_signed
 
 SPLITS = ("train", "val", "test")
+
+
+def default_workers() -> int:
+    """DataLoader workers for ``data.num_workers: null``: the CPUs this process may use less one (the
+    training loop's), at least 1, at most :data:`datamodules.decoded_cache.MAX_WORKERS`."""
+    from datamodules.decoded_cache import MAX_WORKERS, available_cpus
+
+    return max(1, min(MAX_WORKERS, available_cpus() - 1))
+
+
 
 
 def dataset_images(dataset, limit: int | None = None, batch_size: int = 512, seed: int = 0) -> torch.Tensor:
@@ -98,6 +110,46 @@ def split_items(names: list[str], val_count: int, test_count: int, seed: int, ke
     return {split: [names[i] for i in idx.tolist()] for split, idx in zip(SPLITS, parts)}
 
 
+class CropFlipDataset(Dataset):
+    """Per-item augmentation of images served at ``load_size``: pix2pix's ``resize_and_crop`` + flip
+    (Isola et al. 2017, Sec. 6.2: load 286, random crop 256, random mirror), drawn afresh at every access.
+
+    Training items are a random ``image_size`` square of the ``(C, L, L)`` image (uniform position, the
+    global torch RNG, so ``seed_everything`` and DataLoader worker seeding apply) mirrored left-right with
+    probability 1/2 when ``hflip``; evaluation items are the central square, never mirrored.
+
+    Args:
+        dataset: items ``(image float (C, L, L) in [-1, 1], label)``, e.g. from the decoded-image cache.
+        image_size: the side of the squares served (``data.image_size``), at most L.
+        train: random crops (and flips) rather than the centre.
+        hflip: mirror training items at random.
+    """
+
+    def __init__(self, dataset: Dataset, image_size: int, train: bool, hflip: bool) -> None:
+        self.dataset, self.image_size, self.train, self.hflip = dataset, image_size, train, hflip
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        image, label = self.dataset[index]
+        size, (h, w) = self.image_size, image.shape[-2:]
+        if not self.train:
+            top, left = (h - size) // 2, (w - size) // 2
+        else:
+            top, left = int(torch.randint(0, h - size + 1, ())), int(torch.randint(0, w - size + 1, ()))
+        image = image[..., top : top + size, left : left + size]
+        if self.train and self.hflip and bool(torch.rand(()) < 0.5):
+            image = image.flip(-1)
+        return image.contiguous(), label
+
+    def __getattr__(self, name: str):
+        dataset = self.__dict__.get("dataset")
+        if dataset is None or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(dataset, name)
+
+
 class SplitLoaders:
     """The three Lightning loader hooks over a ``_loader(split, shuffle, drop_last)`` method: train shuffled
     (dropping its last incomplete batch when ``self.drop_last``), val and test in order."""
@@ -112,35 +164,53 @@ class SplitLoaders:
         return self._loader("test", shuffle=False, drop_last=False)
 
 
-class ImageDataModule(SplitLoaders, LightningDataModule):
+class ImageDataModule(SplitLoaders, CacheSettings, LightningDataModule):
     """Base DataModule: subclasses implement :meth:`build_splits`; this class serves the loaders.
 
     Args:
         root: the dataset's folder on disk (``data.root``), or ``None`` for embedded datasets.
         batch_size: images per batch.
-        num_workers: DataLoader worker processes.
         image_size: images are served ``image_size x image_size``.
         channels: 1 (grayscale) or 3 (RGB); images are converted to it.
         num_classes: classes (or attributes) of the labels; 0 when unlabeled. Checked against the data.
         split_seed: seed of the fixed split where the dataset has none.
+        num_workers: DataLoader worker processes; ``None``: chosen per split (:meth:`loader_options`): 0 for
+            a split served from the decoded-image cache (reading the memory map costs microseconds an image
+            and workers only add the hand-over of every batch), else the available CPUs less one, capped at
+            8 (:func:`default_workers`). Workers persist across epochs.
         drop_last: drop the last incomplete training batch.
-        pin_memory: DataLoader ``pin_memory``.
+        pin_memory: DataLoader ``pin_memory``; ``None``: when the trainer runs on a CUDA GPU.
+        cache: serve on-disk images from the decoded-image cache (:mod:`datamodules.decoded_cache`):
+            decoded once at this size, crop and channels, memory-mapped by later runs and every rank.
+            ``False`` decodes every image at every access.
+        cache_dir: the cache's folder (``data.cache_dir``); ``None``: ``$GENFORGE_CACHE/decoded``, else the
+            user's cache folder (``~/.cache/genforge/decoded``).
+        cache_workers: processes that build the cache; ``None``: the available CPUs, capped at 8.
+        load_size: decode (and cache) images at this side, then serve ``image_size`` crops of them: random
+            for training, central for val/test (:class:`CropFlipDataset`); ``None``: decode at ``image_size``.
+        hflip: mirror training images at random (per item, also from the cache).
 
     Raises:
-        ValueError: on an invalid ``channels``, ``image_size`` or ``batch_size``.
+        ValueError: on an invalid ``channels``, ``image_size``, ``batch_size``, ``num_workers`` or a
+            ``load_size`` below ``image_size``.
     """
 
     def __init__(
         self,
         root: str | None = None,
         batch_size: int = 128,
-        num_workers: int = 0,
+        num_workers: int | None = 0,
         image_size: int = 28,
         channels: int = 1,
         num_classes: int = 0,
         split_seed: int = 0,
         drop_last: bool = True,
-        pin_memory: bool = False,
+        pin_memory: bool | None = None,
+        cache: bool = True,
+        cache_dir: str | None = None,
+        cache_workers: int | None = None,
+        load_size: int | None = None,
+        hflip: bool = False,
     ) -> None:
         super().__init__()
         if channels not in (1, 3):
@@ -149,13 +219,19 @@ class ImageDataModule(SplitLoaders, LightningDataModule):
             raise ValueError(f"data.image_size and data.batch_size must be positive, got {image_size}, {batch_size}")
         self.root = Path(root).expanduser() if root else None
         self.batch_size = batch_size
-        self.num_workers = num_workers
+        if num_workers is not None and num_workers < 0:
+            raise ValueError(f"data.num_workers must be >= 0 or null (from the CPU count), got {num_workers}")
+        self.num_workers = None if num_workers is None else int(num_workers)
         self.image_size = image_size
         self.channels = channels
         self.num_classes = num_classes
         self.split_seed = split_seed
         self.drop_last = drop_last
         self.pin_memory = pin_memory
+        self.init_cache(cache, cache_dir, cache_workers)
+        if load_size is not None and load_size < image_size:
+            raise ValueError(f"data.load_size={load_size} must be at least data.image_size={image_size} (or null)")
+        self.load_size, self.hflip = load_size, bool(hflip)
         self.datasets: dict[str, Dataset] = {}
 
     # ----------------------------------------------------------------- to override
@@ -164,9 +240,27 @@ class ImageDataModule(SplitLoaders, LightningDataModule):
         raise NotImplementedError
 
     # ----------------------------------------------------------------- helpers for subclasses
+    @property
+    def decode_size(self) -> int:
+        """The side images are decoded and cached at: ``load_size`` when set, else ``image_size``."""
+        return self.load_size or self.image_size
+
     def tensor_dataset(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> TensorImageDataset:
-        """Crop, resize and convert uint8 ``(N, C, H, W)`` images to this module's size and channels."""
-        return TensorImageDataset(prepare_uint8(images, self.image_size, self.channels), labels)
+        """Crop, resize and convert uint8 ``(N, C, H, W)`` images to this module's decode size and channels."""
+        return TensorImageDataset(prepare_uint8(images, self.decode_size, self.channels), labels)
+
+    def decoded(self, dataset: LazyImageDataset, name: str) -> Dataset:
+        """``dataset`` served from the decoded-image cache (built now when missing) when ``data.cache``, else
+        as it is (decoded at every access). ``name`` prefixes the cache file (with the size and channels).
+
+        Raises:
+            FileNotFoundError / ValueError: while building the cache, for the first missing or unreadable
+                image (named), before any training step.
+        """
+        if not self.cache:
+            return dataset
+        label = f"{name}-{dataset.image_size}px-{dataset.channels}ch"
+        return dataset.cached(self.cache_dir, label, self.cache_workers)
 
     def require_root(self, layout: str) -> Path:
         """Return ``data.root`` as a Path, or raise a FileNotFoundError that describes ``layout``."""
@@ -183,6 +277,9 @@ class ImageDataModule(SplitLoaders, LightningDataModule):
             missing = [s for s in SPLITS if s not in datasets]
             if missing:
                 raise RuntimeError(f"{type(self).__name__}.build_splits returned no {missing} split")
+            if self.load_size is not None or self.hflip:
+                datasets = {split: CropFlipDataset(d, self.image_size, split == "train", self.hflip)
+                            for split, d in datasets.items()}
             self.datasets = datasets
 
     def dataset(self, split: str) -> Dataset:
@@ -190,16 +287,33 @@ class ImageDataModule(SplitLoaders, LightningDataModule):
         self.setup()
         return self.datasets[split]
 
+    def loader_options(self, dataset: Dataset | None = None) -> dict:
+        """The DataLoader arguments of a split's ``dataset``: ``num_workers`` (``None``: 0 when ``dataset``
+        is served from the decoded-image cache, else :func:`default_workers`), ``pin_memory`` (``None``: on
+        when the trainer runs on a CUDA GPU) and ``persistent_workers`` (with workers)."""
+        from datamodules.cached_loader import cached_source
+
+        workers = self.num_workers
+        if workers is None:
+            workers = 0 if dataset is not None and cached_source(dataset) is not None else default_workers()
+        pin = self.pin_memory
+        if pin is None:
+            from pytorch_lightning.accelerators import CUDAAccelerator
+
+            trainer = getattr(self, "_trainer", None)
+            pin = trainer is not None and isinstance(trainer.accelerator, CUDAAccelerator)
+        return {"num_workers": workers, "pin_memory": bool(pin), "persistent_workers": workers > 0}
+
     def _loader(self, split: str, shuffle: bool, drop_last: bool) -> DataLoader:
-        return DataLoader(
-            self.dataset(split),
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            drop_last=drop_last and len(self.dataset(split)) > self.batch_size,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-        )
+        from datamodules.cached_loader import SignedLoader, Uint8Batches, cached_source, first
+
+        dataset = self.dataset(split)
+        options = {"batch_size": self.batch_size, "shuffle": shuffle,
+                   "drop_last": drop_last and len(dataset) > self.batch_size, **self.loader_options(dataset)}
+        source = cached_source(dataset)
+        if source is not None:  # uint8 batches from the workers, [-1, 1] in this process
+            return SignedLoader(Uint8Batches(*source), collate_fn=first, **options)
+        return DataLoader(dataset, **options)
 
     def check_num_classes(self, found: int) -> None:
         """Raise a ValueError when ``data.num_classes`` disagrees with the ``found`` in the data."""

@@ -36,7 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from datamodules.base import fixed_split
-from datamodules.image_files import decode_image, is_image_file
+from datamodules.decoded_cache import CacheSettings, file_signature
+from datamodules.image_files import decode_image, image_size_of, is_image_file
 from datamodules.patch_protocol import PatchDataset, check_patches, patches_from_images, spread_counts
 from datamodules.patches import PatchDataModule
 
@@ -120,6 +121,25 @@ def read_gray(paths: list[Path]) -> Iterator[tuple[str, np.ndarray]]:
         yield str(path), decode_image(path, 1)[0].numpy()
 
 
+class GrayRows:
+    """Rows of the BSDS300 images' decoded cache: image ``paths[i]`` in grayscale (Pillow ``convert("L")``),
+    flattened row-major and zero-padded to ``width`` pixels, uint8 ``(width,)`` (the images differ in
+    orientation, 481x321 or 321x481, so the cache holds pixels plus the shapes from the file headers).
+
+    Raises:
+        ValueError: if an image cannot be decoded (names it).
+    """
+
+    def __init__(self, paths: list[Path], width: int) -> None:
+        self.paths, self.width = paths, width
+
+    def __call__(self, index: int) -> np.ndarray:
+        pixels = decode_image(self.paths[index], 1)[0].numpy().reshape(-1)
+        row = np.zeros(self.width, dtype=np.uint8)
+        row[: len(pixels)] = pixels
+        return row
+
+
 def read_bsds300_hdf5(path: str | Path, dim: int = 63) -> dict[str, np.ndarray]:
     """Read the preprocessed ``BSDS300.hdf5`` (datasets ``train``, ``validation``, ``test``).
 
@@ -157,7 +177,7 @@ def read_bsds300_hdf5(path: str | Path, dim: int = 63) -> dict[str, np.ndarray]:
         return {split: check_patches(file[key][()], f"{path}['{key}']", dim) for key, split in HDF5_KEYS.items()}
 
 
-class BSDS300DataModule(PatchDataModule):
+class BSDS300DataModule(CacheSettings, PatchDataModule):
     """``data=bsds300``: BSDS300 8x8 patches, from the Berkeley images or the preprocessed HDF5 file.
 
     Batches ``(x float64 (B, 63), index int64 (B,))`` (see :mod:`datamodules.patches`); see the module
@@ -168,6 +188,8 @@ class BSDS300DataModule(PatchDataModule):
         train_patches, val_patches, test_patches: patches drawn per split (images layout only).
         val_images: training images held out for validation (images layout only).
         format: ``auto``, ``images`` or ``hdf5`` (which layout to read when a folder holds both).
+        cache, cache_dir, cache_workers: the decoded-image cache of the grayscale images (images layout; see
+            :class:`~datamodules.decoded_cache.CacheSettings`); ``cache=False`` decodes them at every setup.
         **kwargs: :class:`~datamodules.patches.PatchDataModule` (``batch_size``, ``patch_size``, ...).
 
     Raises:
@@ -178,8 +200,10 @@ class BSDS300DataModule(PatchDataModule):
     """
 
     def __init__(self, root: str | None = None, train_patches: int = 1_000_000, val_patches: int = 50_000,
-                 test_patches: int = 250_000, val_images: int = 20, format: str = "auto", **kwargs) -> None:
+                 test_patches: int = 250_000, val_images: int = 20, format: str = "auto", cache: bool = True,
+                 cache_dir: str | None = None, cache_workers: int | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.init_cache(cache, cache_dir, cache_workers)
         self.root = Path(root).expanduser() if root else None
         counts = {"train_patches": train_patches, "val_patches": val_patches, "test_patches": test_patches,
                   "val_images": val_images}
@@ -212,8 +236,21 @@ class BSDS300DataModule(PatchDataModule):
         datasets = {}
         for split, split_paths in paths.items():
             counts = spread_counts(self.counts[split], len(split_paths))
-            x, owners = patches_from_images(read_gray(split_paths), counts, self.split_rng(split), self.patch_size)
+            x, owners = patches_from_images(self._gray_images(split_paths, split), counts, self.split_rng(split),
+                                            self.patch_size)
             names = [p.name for p in split_paths]
             datasets[split] = PatchDataset(x, f"{source / 'images'} {split} patches", self.dim, owners, names)
             self.split_images[split] = names
         return datasets
+
+    def _gray_images(self, paths: list[Path], split: str) -> Iterator[tuple[str, np.ndarray]]:
+        """``(path, uint8 (H, W))`` per image: from the decoded-image cache (built now if missing) or decoded."""
+        if not self.cache:
+            yield from read_gray(paths)
+            return
+        sizes = [image_size_of(p) for p in paths]  # (W, H) from the headers
+        width = max(w * h for w, h in sizes)
+        cached = self.cached_rows(f"bsds300-{split}-gray", {"source": file_signature(paths), "transform": "gray"},
+                                  (len(paths), width), GrayRows(paths, width))
+        for path, (w, h), row in zip(paths, sizes, cached):
+            yield str(path), np.asarray(row[: w * h]).reshape(h, w)

@@ -153,9 +153,10 @@ class CelebADataModule(ImageDataModule):
         splits = {}
         for split, code in (("train", 0), ("val", 1), ("test", 2)):
             rows = [i for i, (_, c) in enumerate(entries) if c == code]
-            splits[split] = ImageFileDataset(
+            lazy = ImageFileDataset(
                 [images / entries[i][0] for i in rows],
                 None if labels is None else labels[rows],
-                image_size=self.image_size, channels=self.channels, crop_size=self.crop_size,
+                image_size=self.decode_size, channels=self.channels, crop_size=self.crop_size,
             )
+            splits[split] = self.decoded(lazy, f"celeba-{split}-crop{self.crop_size}")
         return splits

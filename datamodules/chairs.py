@@ -195,8 +195,9 @@ class ChairsDataModule(FactorDataModule):
         for split, chairs in zip(("train", "val", "test"), chosen):
             self.split_chairs[split] = [self.chairs[int(c)] for c in chairs]
             rows = torch.isin(identity, chairs).nonzero().flatten()
-            images = ChairRenders([paths[int(r)] for r in rows], image_size=self.image_size,
-                                  channels=self.channels, crop_size=self.crop_size)
+            images = self.decoded(ChairRenders([paths[int(r)] for r in rows], image_size=self.image_size,
+                                               channels=self.channels, crop_size=self.crop_size),
+                                  f"chairs-{split}-crop{self.crop_size}")
             splits[split] = GroupedFactorBatches(
                 images, factors[rows], self.factor_names, BATCH_TYPES, self.batch_size, self.num_batches[split],
                 self.batch_types, self.ratio_of(split), self.split_seed_of(split),

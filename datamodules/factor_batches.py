@@ -306,6 +306,9 @@ class FactorDataModule(ImageDataModule):
                  val_batches: int = 20, test_batches: int = 50, redraw_train_batches: bool = True,
                  **kwargs) -> None:
         super().__init__(**kwargs)
+        if self.load_size is not None or self.hflip:
+            raise ValueError("data.load_size and data.hflip do not apply to one-factor batches (a mirror changes the "
+                             "azimuth): leave them null/false")
         if not isinstance(redraw_train_batches, bool):
             raise TypeError(f"data.redraw_train_batches must be true or false, got {redraw_train_batches!r}")
         self.redraw_train_batches = redraw_train_batches
@@ -336,5 +339,4 @@ class FactorDataModule(ImageDataModule):
         sampler = None
         if split == "train" and self.redraw_train_batches and dataset.redrawable:
             sampler, shuffle = RedrawSampler(len(dataset), self.split_seed_of(split)), False
-        return DataLoader(dataset, batch_size=None, shuffle=shuffle, sampler=sampler, num_workers=self.num_workers,
-                          pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0)
+        return DataLoader(dataset, batch_size=None, shuffle=shuffle, sampler=sampler, **self.loader_options(dataset))

@@ -340,8 +340,9 @@ class FactorFolderDataModule(FactorDataModule):
         self.rows = self._split_rows(table)
         splits = {}
         for split, rows in self.rows.items():
-            images = ImageFileDataset([table.paths[int(r)] for r in rows], image_size=self.image_size,
-                                      channels=self.channels, crop_size=self.crop_size)
+            images = self.decoded(ImageFileDataset([table.paths[int(r)] for r in rows], image_size=self.image_size,
+                                                   channels=self.channels, crop_size=self.crop_size),
+                                  f"{root.name}-{split}-crop{self.crop_size}")
             fixed = None
             if table.batches is not None:
                 local = {int(r): i for i, r in enumerate(rows)}

@@ -111,8 +111,8 @@ class ImageFolderDataModule(ImageDataModule):
             hint = (f"the class folders are {self.classes}; set data.num_classes={len(self.classes)} or "
                     f"data.labeled=false" if self.classes else "the images are unlabeled; set data.num_classes=0")
             raise ValueError(f"data.num_classes={self.num_classes} but {root} has {len(self.classes)} classes: {hint}")
-        dataset = ImageFileDataset(paths, labels, image_size=self.image_size, channels=self.channels,
-                                   crop_size=self.crop_size)
+        dataset = self.decoded(ImageFileDataset(paths, labels, image_size=self.decode_size, channels=self.channels,
+                                                crop_size=self.crop_size), f"{root.name}-crop{self.crop_size}")
         n = len(paths)
         n_val, n_test = round(n * self.val_fraction), round(n * self.test_fraction)
         if n - n_val - n_test < 1:

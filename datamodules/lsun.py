@@ -116,6 +116,12 @@ class LMDBImageDataset(LazyImageDataset):
         state["_env"], state["_pid"] = None, None
         return state
 
+    def source_signature(self) -> list:
+        """The database file's size and modification time and the number of keys used: an lmdb is only
+        rewritten as a whole, so these change with its content."""
+        stat = (self.path / "data.mdb").stat()
+        return [str(self.path / "data.mdb"), stat.st_size, stat.st_mtime_ns, len(self.keys)]
+
     def encoded(self, index: int) -> tuple[bytes, str]:
         key = bytes(self.keys[index])
         name = f"{self.path} key {key.decode(errors='replace')}"
@@ -170,9 +176,10 @@ class LSUNDataModule(ImageDataModule):
         for folder in folders.values():
             if not folder.is_dir():
                 raise FileNotFoundError(f"LSUN folder {folder} does not exist; expected {expected}")
-        kw = {"image_size": self.image_size, "channels": self.channels, "expected": expected}
-        full_train = LMDBImageDataset(folders["train"], max_images=self.max_images, **kw)
-        val = LMDBImageDataset(folders["val"], **kw)
+        kw = {"image_size": self.decode_size, "channels": self.channels, "expected": expected}
+        full_train = self.decoded(LMDBImageDataset(folders["train"], max_images=self.max_images, **kw),
+                                  f"lsun-{self.category}-train")
+        val = self.decoded(LMDBImageDataset(folders["val"], **kw), f"lsun-{self.category}-val")
         if not 0 <= self.test_size < len(full_train):
             raise ValueError(f"data.test_size={self.test_size} must be in [0, {len(full_train)}): the number of "
                              f"images used from {folders['train']}")

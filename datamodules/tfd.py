@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from datamodules.base import ImageDataModule
+from datamodules.base import ImageDataModule, TensorImageDataset
+from datamodules.decoded_cache import file_signature
+from datamodules.transforms import prepare_uint8
 
 UNLABELED, TRAIN, VALID, TEST = 0, 1, 2, 3
 NUM_EXPRESSIONS = 7
@@ -31,11 +33,16 @@ def layout(resolution: int) -> str:
             f"'folds' (N, 5) with 0/1/2/3 = unlabeled/train/valid/test and 'labs_ex' (N, 1) expressions 1-7 or -1")
 
 
-def read_tfd(path: Path, resolution: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def read_tfd(path: Path, resolution: int, images: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Load and check a TFD ``.mat`` file with ``scipy.io.loadmat``.
 
+    Args:
+        images: read the images too; ``False`` reads only ``folds`` and ``labs_ex`` (the images come from
+            the decoded-image cache), returning ``None`` for them.
+
     Returns:
-        images uint8 ``(N, R, R)``, folds int64 ``(N, 5)`` in 0-3, expressions int64 ``(N,)`` in 0-6 or -1.
+        images uint8 ``(N, R, R)`` (or ``None``), folds int64 ``(N, 5)`` in 0-3, expressions int64 ``(N,)``
+        in 0-6 or -1.
 
     Raises:
         FileNotFoundError: if ``path`` is missing.
@@ -48,20 +55,22 @@ def read_tfd(path: Path, resolution: int) -> tuple[np.ndarray, np.ndarray, np.nd
     if not path.is_file():
         raise FileNotFoundError(f"TFD file {path} does not exist; expected {expected}")
     try:
-        mat = loadmat(str(path), variable_names=["images", "folds", "labs_ex"])
+        wanted = ["images", "folds", "labs_ex"] if images else ["folds", "labs_ex"]
+        mat = loadmat(str(path), variable_names=wanted)
     except NotImplementedError as e:  # MATLAB v7.3 (HDF5) files
         raise ValueError(f"{path}: a MATLAB v7.3 (HDF5) file, which scipy cannot read; re-save it as "
                          f"v5 ('save -v7') or use the original TFD release. Expected {expected}") from e
     except Exception as e:  # scipy raises ValueError, TypeError, OSError, MatReadError on corrupt files
         raise ValueError(f"{path}: cannot read it as a MATLAB file ({type(e).__name__}: {e}); expected {expected}") from e
-    missing = [k for k in ("images", "folds", "labs_ex") if k not in mat]
+    missing = [k for k in wanted if k not in mat]
     if missing:
         raise ValueError(f"{path} lacks the arrays {missing}; expected {expected}")
-    images, folds, labels = mat["images"], mat["folds"], mat["labs_ex"]
-    n = len(images)
-    if images.shape != (n, resolution, resolution):
+    folds, labels = mat["folds"], mat["labs_ex"]
+    n = len(folds)
+    images = mat["images"] if images else None
+    if images is not None and images.shape != (n, resolution, resolution):
         raise ValueError(f"{path}: 'images' has shape {images.shape}; expected {expected}")
-    if images.dtype != np.uint8:
+    if images is not None and images.dtype != np.uint8:
         if images.min() < 0 or images.max() > 255:
             raise ValueError(f"{path}: 'images' values span [{images.min()}, {images.max()}], not [0, 255]")
         images = images.round().astype(np.uint8)
@@ -113,15 +122,46 @@ class TFDDataModule(ImageDataModule):
     def build_splits(self):
         root = self.require_root(layout(self.resolution))
         path = root / f"TFD_{self.resolution}x{self.resolution}.mat"
-        images, folds, expressions = read_tfd(path, self.resolution)
+        images, folds, expressions = read_tfd(path, self.resolution, images=not self.cache)
         column = folds[:, self.fold]
         train_codes = (TRAIN, UNLABELED) if self.include_unlabeled else (TRAIN,)
-        x = torch.from_numpy(images).unsqueeze(1)
-        y = torch.from_numpy(expressions) if self.num_classes else torch.full((len(images),), -1, dtype=torch.long)
+        n = len(folds)
+        x = self._images(path, n, images)
+        y = torch.from_numpy(expressions) if self.num_classes else torch.full((n,), -1, dtype=torch.long)
         splits = {}
         for split, codes in (("train", train_codes), ("val", (VALID,)), ("test", (TEST,))):
             rows = torch.from_numpy(np.flatnonzero(np.isin(column, codes)))
             if len(rows) == 0:
                 raise ValueError(f"{path}: fold {self.fold} has no images marked {codes} for the {split} split")
-            splits[split] = self.tensor_dataset(x[rows], y[rows])
+            splits[split] = TensorImageDataset(torch.from_numpy(x[rows.numpy()]), y[rows])
         return splits
+
+    def _images(self, path: Path, n: int, images: np.ndarray | None) -> np.ndarray:
+        """All N images prepared (resized to ``image_size``, converted to ``channels``): uint8
+        ``(N, channels, image_size, image_size)``, from the decoded-image cache when ``data.cache`` (built
+        from the file when missing) or from ``images`` (read from the file)."""
+        def prepared() -> np.ndarray:
+            pixels = images if images is not None else read_tfd(path, self.resolution)[0]
+            return prepare_uint8(torch.from_numpy(pixels).unsqueeze(1), self.decode_size, self.channels).numpy()
+
+        if not self.cache:
+            return prepared()
+        rows = _Rows(prepared)
+        cached = self.cached_rows(
+            f"tfd-{self.resolution}-{self.decode_size}px-{self.channels}ch",
+            {"source": file_signature([path]), "transform": {"image_size": self.decode_size, "channels": self.channels,
+                                                            "resolution": self.resolution}},
+            (n, self.channels, self.decode_size, self.decode_size), rows, workers=0)
+        return cached
+
+
+class _Rows:
+    """Row ``i`` of an array computed by ``make()`` on first use (the TFD cache is built in one process)."""
+
+    def __init__(self, make) -> None:
+        self.make, self.array = make, None
+
+    def __call__(self, index: int) -> np.ndarray:
+        if self.array is None:
+            self.array = self.make()
+        return self.array[index]

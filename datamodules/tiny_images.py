@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from datamodules.base import fixed_split
+from datamodules.decoded_cache import CacheSettings, file_signature
 from datamodules.image_files import IMAGE_EXTENSIONS, decode_image
 from datamodules.image_folder import list_images
 from datamodules.patch_protocol import PatchDataset, patches_from_images
@@ -74,7 +75,24 @@ def split_size(value: float, n: int, key: str) -> int:
     return int(value)
 
 
-class TinyImagesDataModule(PatchDataModule):
+class Downsampled:
+    """Row ``i`` of the tiny images' decoded cache: image ``paths[i]`` in grayscale, downsampled by
+    :func:`downsample`, as uint8 ``(1, patch_size, patch_size)`` (a picklable callable for the build's
+    workers).
+
+    Raises:
+        ValueError: if the image cannot be decoded; names it.
+    """
+
+    def __init__(self, paths: list[Path], patch_size: int, resample: str) -> None:
+        self.paths, self.patch_size, self.resample = paths, patch_size, resample
+
+    def __call__(self, index: int) -> np.ndarray:
+        gray = decode_image(self.paths[index], 1)[0].numpy()
+        return downsample(gray, self.patch_size, self.resample)[None]
+
+
+class TinyImagesDataModule(CacheSettings, PatchDataModule):
     """``data=tiny_images``: a folder of small images, one downsampled patch per image, split by file.
 
     Batches ``(x float64 (B, P*P - 1), index int64 (B,))`` (see :mod:`datamodules.patches`); see the
@@ -84,6 +102,8 @@ class TinyImagesDataModule(PatchDataModule):
         root: the folder of images.
         val_images, test_images: files in val / test: a count (int) or a fraction (float in (0, 1)).
         resample: ``box`` (area average) or ``lanczos``, the Pillow filter of the downsampling.
+        cache, cache_dir, cache_workers: the decoded-image cache of the downsampled images (see
+            :class:`~datamodules.decoded_cache.CacheSettings`); ``cache=False`` decodes every file at setup.
         **kwargs: :class:`~datamodules.patches.PatchDataModule` (``batch_size``, ``patch_size``, ...).
 
     Raises:
@@ -93,8 +113,10 @@ class TinyImagesDataModule(PatchDataModule):
     """
 
     def __init__(self, root: str | None = None, val_images: float = 0.05, test_images: float = 0.05,
-                 resample: str = "box", **kwargs) -> None:
+                 resample: str = "box", cache: bool = True, cache_dir: str | None = None,
+                 cache_workers: int | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.init_cache(cache, cache_dir, cache_workers)
         if resample not in RESAMPLE:
             raise ValueError(f"data.resample must be one of {list(RESAMPLE)}, got {resample!r}")
         self.root = Path(root).expanduser() if root else None
@@ -116,10 +138,16 @@ class TinyImagesDataModule(PatchDataModule):
             raise ValueError(f"no image files found in {self.root}; expected {LAYOUT}")
         return paths
 
-    def _patches(self, paths: list[Path]) -> Iterator[tuple[str, np.ndarray]]:
-        for path in paths:
-            gray = decode_image(path, 1)[0].numpy()
-            yield str(path), downsample(gray, self.patch_size, self.resample)
+    def _patches(self, paths: list[Path], split: str) -> Iterator[tuple[str, np.ndarray]]:
+        """``(path, uint8 (P, P))`` per file: from the decoded-image cache (built now if missing) or decoded."""
+        rows = Downsampled(paths, self.patch_size, self.resample)
+        cached = self.cached_rows(
+            f"tiny_images-{split}-{self.patch_size}px-{self.resample}",
+            {"source": file_signature(paths, self.root), "root": str(self.root),
+             "transform": {"patch_size": self.patch_size, "resample": self.resample, "channels": 1}},
+            (len(paths), 1, self.patch_size, self.patch_size), rows)
+        for i, path in enumerate(paths):
+            yield str(path), (np.asarray(cached[i]) if cached is not None else rows(i))[0]
 
     def build_splits(self) -> dict[str, PatchDataset]:
         """One 8x8 patch per image file, split by file (see the class docstring for the errors raised)."""
@@ -134,7 +162,7 @@ class TinyImagesDataModule(PatchDataModule):
         datasets = {}
         for split, idx in parts.items():
             split_paths = [paths[i] for i in idx.tolist()]
-            x, owners = patches_from_images(self._patches(split_paths), [1] * len(split_paths),
+            x, owners = patches_from_images(self._patches(split_paths, split), [1] * len(split_paths),
                                             self.split_rng(split), self.patch_size)
             names = [str(p.relative_to(self.root)) for p in split_paths]
             datasets[split] = PatchDataset(x, f"{self.root} {split} images", self.dim, owners, names)

@@ -48,6 +48,7 @@ from datamodules.lsun import LSUNDataModule
 from datamodules.mnist import MNISTDataModule, read_idx
 from datamodules.mnist5k import MNIST5kDataModule
 from datamodules.safe_pickle import load_restricted_pickle
+from utils.errors import InputError
 from datamodules.tfd import TFDDataModule
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "data"
@@ -362,12 +363,19 @@ def test_celeba_bad_inputs(tmp_path):
     partition.write_text(text)
     corrupt = tmp_path / "img_align_celeba" / info["names"][0]
     corrupt.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    dm = CelebADataModule(root=str(tmp_path), crop_size=16, image_size=8)
+    # with the decoded-image cache, setup (before any training step) names the corrupt file; nothing is cached
+    cache = tmp_path / "cache"
+    with pytest.raises(InputError, match="cannot read image") as err:
+        CelebADataModule(root=str(tmp_path), crop_size=16, image_size=8, cache_dir=str(cache)).setup()
+    assert str(corrupt) in str(err.value) and "nothing was cached" in str(err.value)
+    assert [p.name for p in cache.iterdir() if not p.name.endswith(".lock")] == []
+    # without it, the item that reads the file does
+    dm = CelebADataModule(root=str(tmp_path), crop_size=16, image_size=8, cache=False)
     dm.setup()
     with pytest.raises(ValueError, match="cannot read image") as err:
         dm.dataset("train")[0]
     assert str(corrupt) in str(err.value)
-    dm = CelebADataModule(root=str(tmp_path), crop_size=100, image_size=8)
+    dm = CelebADataModule(root=str(tmp_path), crop_size=100, image_size=8, cache=False)
     with pytest.raises(ValueError, match="crop_size") as err:
         dm.dataset("train")[1]
     assert info["names"][1] in str(err.value)
@@ -469,7 +477,9 @@ def test_image_folder_bad_inputs(tmp_path):
         ImageFolderDataModule(root=str(root), num_classes=2).setup()
     broken = root / "b" / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
-    dm = ImageFolderDataModule(root=str(root), num_classes=3, val_fraction=0, test_fraction=0)
+    with pytest.raises(InputError, match=f"cannot read image {broken}"):
+        ImageFolderDataModule(root=str(root), num_classes=3).setup()
+    dm = ImageFolderDataModule(root=str(root), num_classes=3, val_fraction=0, test_fraction=0, cache=False)
     dataset = dm.dataset("train").dataset
     with pytest.raises(ValueError, match="cannot read image") as err:
         dataset[dataset.paths.index(broken)]
@@ -551,7 +561,8 @@ def test_embedded_datasets_splits_and_range(cls, sizes, shape):
 def test_config_instantiates(tmp_path, name, cls, geometry):
     from hydra.utils import instantiate
 
-    cfg = OmegaConf.create({"paths": {"data_dir": str(tmp_path)}, "data": OmegaConf.load(CONF / f"{name}.yaml")})
+    cfg = OmegaConf.create({"paths": {"data_dir": str(tmp_path), "cache_dir": str(tmp_path / "cache")},
+                            "data": OmegaConf.load(CONF / f"{name}.yaml")})
     for key in ("image_size", "channels", "num_classes", "batch_size"):
         assert key in cfg.data
     dm = instantiate(cfg.data)
@@ -559,6 +570,8 @@ def test_config_instantiates(tmp_path, name, cls, geometry):
     assert (dm.image_size, dm.channels, dm.num_classes) == geometry
     if cfg.data.root is not None:
         assert dm.root == tmp_path / name.replace("image_folder", "images")
+    if name in ("celeba", "lsun", "image_folder", "tfd"):  # the decoded ones: into the cache under paths.cache_dir
+        assert dm.cache is True and dm.cache_dir == tmp_path / "cache" / "decoded"
 
 
 def test_mnist_config_end_to_end(tmp_path):

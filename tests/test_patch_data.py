@@ -275,11 +275,13 @@ def test_patches_options_and_errors():
 def test_configs_instantiate(tmp_path, name, cls, root):
     from hydra.utils import instantiate
 
-    cfg = OmegaConf.create({"paths": {"data_dir": str(tmp_path)}, "data": OmegaConf.load(CONF / f"{name}.yaml")})
+    cfg = OmegaConf.create({"paths": {"data_dir": str(tmp_path), "cache_dir": str(tmp_path / "cache")},
+                            "data": OmegaConf.load(CONF / f"{name}.yaml")})
     dm = instantiate(cfg.data)
     assert type(dm) is cls and dm.dim == 63 and dm.patch_size == 8 and dm.batch_size == 10000
     if root:
         assert dm.root == tmp_path / root
+        assert dm.cache is True and dm.cache_dir == tmp_path / "cache" / "decoded"
 
 
 # ================================================================================================ bsds300

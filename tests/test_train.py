@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests.fixtures_data import write_celeba_faces
 from tests.hydra_helpers import CONF, compose_train, run_cli, run_train
 
 
@@ -178,31 +180,24 @@ def test_config_groups_compose(tmp_path):
     assert sorted(cfg.logger) == ["csv", "tensorboard", "wandb"]
 
 
-def write_celeba_faces(root: Path, n: int = 40) -> None:
-    """A CelebA-layout folder of real faces (scikit-image's LFW subset, upscaled to CelebA's 178x218):
-    ``img_align_celeba/NNNNNN.jpg`` and ``list_eval_partition.txt`` (70% train, 15% val, 15% test)."""
-    from PIL import Image
-    from skimage.data import lfw_subset
-
-    faces = lfw_subset()[:n]
-    (root / "img_align_celeba").mkdir(parents=True)
-    lines = []
-    for i, face in enumerate(faces):
-        name = f"{i + 1:06d}.jpg"
-        gray = Image.fromarray((face * 255).round().astype("uint8")).resize((178, 218), Image.BICUBIC)
-        gray.convert("RGB").save(root / "img_align_celeba" / name, quality=95)
-        lines.append(f"{name} {0 if i < 0.7 * n else 1 if i < 0.85 * n else 2}\n")
-    (root / "list_eval_partition.txt").write_text("".join(lines))
-
-
 def test_wgan_on_a_folder_in_celeba_layout(tmp_path):
     root = tmp_path / "celeba"
     write_celeba_faces(root)
     before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    # the decoded-image cache built ahead, as on a login node before a Slurm job
+    prepared = run_cli(["-m", "datamodules.prepare", "data=celeba", f"data.root={root}",
+                        f"hydra.run.dir={tmp_path / 'prepare'}"]).stdout
+    assert prepared.count("│ built ") == 3 and "3 files, 40 images" in prepared, prepared
+    # then every JPEG is garbage of the same size and modification time: the run must not decode one
+    for jpeg in (root / "img_align_celeba").iterdir():
+        stat = jpeg.stat()
+        jpeg.write_bytes(b"\0" * stat.st_size)
+        os.utime(jpeg, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     out = tmp_path / "run"
     run_cli(["train.py", "model=wgan", "data=celeba", f"data.root={root}", "data.batch_size=8",
              "debug=limit", "trainer.max_epochs=1", "logger=csv", "callbacks.parzen.num_samples=100",
              "callbacks.evaluation.feature_epochs=1", f"hydra.run.dir={out}"])
+    assert (out / "train.log").read_text().count("decoded-image cache: reusing") == 3
     assert (out / "checkpoints" / "last.ckpt").is_file()
     with open(out / "csv" / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
