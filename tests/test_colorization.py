@@ -86,11 +86,14 @@ def test_colorize_command_on_a_true_grayscale_photo(tmp_path):
     assert Image.open(out / "alpha_color.png").size == (20, 30)  # smaller than the U-Net's 32: padded
     sheet = Image.open(out / "sheet.png")
     assert sheet.size[1] == 3 * 64  # one row per image
-    # the README's command: scikit-image's camera (512x512 grayscale) by name
-    out = tmp_path / "camera"
-    run_cli(["colorize.py", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "input=skimage:camera",
-             f"hydra.run.dir={out}"])
-    assert Image.open(out / "camera_color.png").size == (512, 512)
+    # the README's command names scikit-image's camera (512x512 grayscale): the same input, as RGB
+    from colorize import read_inputs
+
+    [(name, image)] = read_inputs("skimage:camera")
+    assert name == "camera" and image.shape == (3, 512, 512) and image.dtype == torch.uint8
+    assert torch.equal(image[0], torch.from_numpy(camera())) and torch.equal(image[0], image[2])
+    with pytest.raises(ValueError, match="no photo named 'nothing'"):
+        read_inputs("skimage:nothing")
 
 
 def test_colorize_bad_inputs(tmp_path):

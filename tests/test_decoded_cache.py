@@ -319,3 +319,21 @@ def test_the_cached_loader_serves_the_batches_of_the_float_dataset(faces, tmp_pa
     seen = torch.cat([x for x, _ in train])
     every = torch.stack([x for x, _ in _items(dm.dataset("train"))])
     assert all(any(torch.equal(s, e) for e in every) for s in seen)
+
+
+def test_a_parallel_build_fills_every_row_and_stops_at_a_corrupt_file(faces, tmp_path, monkeypatch):
+    import shutil
+
+    from utils.errors import InputError
+
+    monkeypatch.setattr(decoded_cache, "CHUNK", 4)  # 14 training images: 4 tasks for 2 worker processes
+    dm = _celeba(faces, tmp_path / "cache", cache_workers=2)
+    dm.setup()
+    assert _same(_items(dm.dataset("train")), _items(_celeba(faces, tmp_path / "cache", cache=False).dataset("train")))
+    root = tmp_path / "celeba"
+    shutil.copytree(faces, root)
+    bad = root / "img_align_celeba" / "000011.jpg"
+    bad.write_bytes(b"\xff\xd8 truncated")
+    with pytest.raises(InputError, match=f"cannot read image {bad}"):
+        _celeba(root, tmp_path / "other", cache_workers=2).setup()
+    assert not list((tmp_path / "other").glob("*.npy")) and not list((tmp_path / "other").glob(".*.tmp"))

@@ -212,10 +212,12 @@ def test_evaluate_gives_the_test_numbers_of_train(tmp_path):
         trained = {k: float(v) for row in csv.DictReader(f) for k, v in row.items() if k.startswith("test/") and v}
     best = next((run / "checkpoints").glob("epoch_*.ckpt"))
     out = tmp_path / "eval"
-    # the same test batches as the run's debug=limit
-    run_cli(["evaluate.py", f"ckpt_path={best}", "num_samples=4", "+trainer.limit_test_batches=2",
-             f"hydra.run.dir={out}"])
+    # the same test batches as the run's debug=limit; +run.* overrides the run's config (here to its own value)
+    run_cli(["evaluate.py", f"ckpt_path={best}", "num_samples=12", "+trainer.limit_test_batches=2",
+             "+run.callbacks.parzen.num_samples=300", f"hydra.run.dir={out}"])
+    assert len(list((out / "samples").glob("sample_*.png"))) == 12 and (out / "samples" / "grid.png").is_file()
     evaluated = json.loads((out / "metrics.json").read_text())
+    assert evaluated["test/fid"] > 0 and evaluated["test/parzen_ll"] < 0
     for key in ("test/fid", "test/kid_mean", "test/parzen_ll"):
         assert evaluated[key] == pytest.approx(trained[key], rel=1e-6), key
 
