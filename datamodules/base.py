@@ -15,7 +15,7 @@ from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.decoded_cache import CacheSettings
-from datamodules.image_files import LazyImageDataset
+from datamodules.image_files import LazyImageDataset, ReadThrough
 from datamodules.transforms import prepare_uint8, to_signed
 
 SPLITS = ("train", "val", "test")
@@ -27,8 +27,6 @@ def default_workers() -> int:
     from datamodules.decoded_cache import MAX_WORKERS, available_cpus
 
     return max(1, min(MAX_WORKERS, available_cpus() - 1))
-
-
 
 
 def dataset_images(dataset, limit: int | None = None, batch_size: int = 512, seed: int = 0) -> torch.Tensor:
@@ -110,7 +108,7 @@ def split_items(names: list[str], val_count: int, test_count: int, seed: int, ke
     return {split: [names[i] for i in idx.tolist()] for split, idx in zip(SPLITS, parts)}
 
 
-class CropFlipDataset(Dataset):
+class CropFlipDataset(ReadThrough, Dataset):
     """Per-item augmentation of images served at ``load_size``: pix2pix's ``resize_and_crop`` + flip
     (Isola et al. 2017, Sec. 6.2: load 286, random crop 256, random mirror), drawn afresh at every access.
 
@@ -124,6 +122,8 @@ class CropFlipDataset(Dataset):
         train: random crops (and flips) rather than the centre.
         hflip: mirror training items at random.
     """
+
+    read_through = "dataset"
 
     def __init__(self, dataset: Dataset, image_size: int, train: bool, hflip: bool) -> None:
         self.dataset, self.image_size, self.train, self.hflip = dataset, image_size, train, hflip
@@ -142,12 +142,6 @@ class CropFlipDataset(Dataset):
         if self.train and self.hflip and bool(torch.rand(()) < 0.5):
             image = image.flip(-1)
         return image.contiguous(), label
-
-    def __getattr__(self, name: str):
-        dataset = self.__dict__.get("dataset")
-        if dataset is None or name.startswith("__"):
-            raise AttributeError(name)
-        return getattr(dataset, name)
 
 
 class SplitLoaders:
@@ -254,8 +248,8 @@ class ImageDataModule(SplitLoaders, CacheSettings, LightningDataModule):
         as it is (decoded at every access). ``name`` prefixes the cache file (with the size and channels).
 
         Raises:
-            FileNotFoundError / ValueError: while building the cache, for the first missing or unreadable
-                image (named), before any training step.
+            utils.errors.MissingFileError / InputError: while building the cache, for the first missing or
+                unreadable image (named), before any training step; nothing is cached.
         """
         if not self.cache:
             return dataset

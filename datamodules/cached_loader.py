@@ -11,7 +11,6 @@ read from the memory map in one fancy-indexing read per batch, and :class:`Signe
 from __future__ import annotations
 
 import numpy as np
-import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from datamodules.image_files import CachedImageDataset
@@ -44,10 +43,7 @@ class Uint8Batches(Dataset):
 
     def __getitems__(self, positions: list[int]) -> list:
         rows = np.asarray(positions, dtype=np.int64)
-        if self.indices is not None:
-            rows = self.indices[rows]
-        images = torch.from_numpy(self.cached.array[rows])
-        return [(images, self.cached.labels[torch.from_numpy(rows)])]
+        return [self.cached.rows(rows if self.indices is None else self.indices[rows])]
 
     def __getitem__(self, position: int):
         images, labels = self.__getitems__([position])[0]

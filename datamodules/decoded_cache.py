@@ -81,13 +81,13 @@ class CacheSettings:
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
 
     def cached_rows(self, name: str, description: Mapping, shape: Sequence[int],
-                    decode: Callable[[int], np.ndarray], workers: int | None = -1) -> np.memmap | None:
-        """:func:`cached_array` in ``data.cache_dir`` with ``data.cache_workers`` (``workers`` overrides it
-        unless -1), or ``None`` when ``data.cache`` is false."""
+                    decode: Callable[[int], np.ndarray], in_process: bool = False) -> np.memmap | None:
+        """:func:`cached_array` in ``data.cache_dir`` with ``data.cache_workers`` processes (none when
+        ``in_process``, for a ``decode`` that holds all rows in memory), or ``None`` when ``data.cache`` is
+        false."""
         if not self.cache:
             return None
-        return cached_array(self.cache_dir, name, description, shape, decode,
-                            self.cache_workers if workers == -1 else workers)
+        return cached_array(self.cache_dir, name, description, shape, decode, 0 if in_process else self.cache_workers)
 
 
 def file_signature(paths: Sequence[str | os.PathLike], root: str | os.PathLike | None = None) -> list:
@@ -241,23 +241,26 @@ def cached_array(cache_dir: str | os.PathLike, name: str, description: Mapping, 
         The array memory-mapped read-only (``np.memmap``): pages are shared by every process that maps it.
 
     Raises:
-        whatever ``decode`` raises while building (the partial file is removed, no cache is left).
+        utils.errors.MissingFileError / InputError: when ``decode`` raises FileNotFoundError / ValueError while
+            building (its message, naming the file, plus the cache's name); the partial file is removed.
     """
     from filelock import FileLock
 
     shape = tuple(int(s) for s in shape)
     path = cache_path(cache_dir, name, description)
-    array = open_cached(path, shape)
+    def reused(array: np.memmap | None) -> np.memmap | None:
+        if array is not None:
+            log.info("decoded-image cache: reusing %s (%d images)", path, shape[0])
+            USED.append(CacheUse(path, shape[0], path.stat().st_size, False, 0.0))
+        return array
+
+    array = reused(open_cached(path, shape))
     if array is not None:
-        log.info("decoded-image cache: reusing %s (%d images)", path, shape[0])
-        USED.append(CacheUse(path, shape[0], path.stat().st_size, False, 0.0))
         return array
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
-        array = open_cached(path, shape)  # another process built it while we waited
+        array = reused(open_cached(path, shape))  # another process built it while we waited
         if array is not None:
-            log.info("decoded-image cache: reusing %s (%d images, built by another process)", path, shape[0])
-            USED.append(CacheUse(path, shape[0], path.stat().st_size, False, 0.0))
             return array
         workers = min(available_cpus(), MAX_WORKERS) if workers is None else int(workers)
         if shape[0] <= CHUNK:

@@ -35,6 +35,25 @@ def is_image_file(path: str | os.PathLike) -> bool:
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
 
+def _unreadable(name: str, error: Exception) -> ValueError:
+    """The error for an image Pillow cannot read: names it and says what to do."""
+    return ValueError(f"cannot read image {name}: {type(error).__name__}: {error}. The file is corrupt, truncated "
+                      f"or not an image; delete or replace it.")
+
+
+class ReadThrough:
+    """Attributes a wrapper lacks are read from the object in its attribute named ``read_through`` (the
+    dataset it wraps or was decoded from), so ``wrapper.paths`` works as on the original dataset."""
+
+    read_through: str = "source"
+
+    def __getattr__(self, name: str):
+        inner = self.__dict__.get(type(self).read_through)
+        if inner is None or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(inner, name)
+
+
 def _draft_scale(img, out_size: int, crop_size: int | None) -> None:
     """Let Pillow decode a JPEG at 1/2, 1/4 or 1/8 scale (DCT scaling, ``Image.draft``) when the square that
     is cropped (``crop_size``, else the short side) still covers ``out_size`` pixels at that scale."""
@@ -90,10 +109,7 @@ def _decode(source, channels: int, name: str | None, background: int | None, out
                 img = Image.alpha_composite(Image.new("RGBA", rgba.size, (background,) * 3 + (255,)), rgba)
             array = np.array(img.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
     except Exception as e:  # Pillow raises UnidentifiedImageError, OSError, SyntaxError, ValueError...
-        raise ValueError(
-            f"cannot read image {name}: {type(e).__name__}: {e}. The file is corrupt, truncated or not an "
-            f"image; delete or replace it."
-        ) from e
+        raise _unreadable(name, e) from e
     tensor = torch.from_numpy(array)
     return (tensor.unsqueeze(0) if tensor.dim() == 2 else tensor.permute(2, 0, 1).contiguous()), full_size
 
@@ -124,8 +140,7 @@ def image_size_of(path: str | os.PathLike) -> tuple[int, int]:
         with Image.open(path) as img:
             return img.size
     except Exception as e:
-        raise ValueError(f"cannot read image {path}: {type(e).__name__}: {e}. The file is corrupt, truncated or "
-                         f"not an image; delete or replace it.") from e
+        raise _unreadable(str(path), e) from e
 
 
 def square_image(image: torch.Tensor, image_size: int, channels: int, crop_size: int | None = None,
@@ -217,7 +232,8 @@ class LazyImageDataset(Dataset):
         :func:`datamodules.decoded_cache.cached_array`).
 
         Raises:
-            FileNotFoundError / ValueError: while building, for the first missing or unreadable image.
+            utils.errors.MissingFileError / InputError: while building, for the first missing or unreadable
+                image (named); nothing is cached.
         """
         from datamodules.decoded_cache import cached_array
 
@@ -228,7 +244,7 @@ class LazyImageDataset(Dataset):
         return CachedImageDataset(array, self.labels, self)
 
 
-class CachedImageDataset(Dataset):
+class CachedImageDataset(ReadThrough, Dataset):
     """Decoded images served from a memory-mapped uint8 array (the decoded-image cache).
 
     Items ``(image float32 (C, H, W) in [-1, 1], label)`` as the lazy dataset they were decoded from. The
@@ -254,22 +270,21 @@ class CachedImageDataset(Dataset):
         self.array, self.labels, self.source = array, labels, source
         self.filename = getattr(array, "filename", None)
 
-    def __getattr__(self, name: str):
-        source = self.__dict__.get("source")
-        if source is None or name.startswith("__"):
-            raise AttributeError(name)
-        return getattr(source, name)
-
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, index: int):
         return to_signed(torch.from_numpy(np.array(self.array[index]))), self.labels[index]
 
+    def rows(self, indices) -> tuple[torch.Tensor, torch.Tensor]:
+        """Items ``indices`` in one read of the array: ``(images uint8 (B, C, H, W) in [0, 255], labels)``."""
+        rows = np.asarray(indices, dtype=np.int64)
+        return torch.from_numpy(self.array[rows]), self.labels[torch.from_numpy(rows)]
+
     def __getitems__(self, indices: list[int]) -> list:
         """A DataLoader batch's items in one read of the array (what ``DataLoader`` calls when present)."""
-        images = to_signed(torch.from_numpy(self.array[np.asarray(indices, dtype=np.int64)]))
-        return list(zip(images.unbind(0), self.labels[torch.as_tensor(indices, dtype=torch.long)].unbind(0)))
+        images, labels = self.rows(indices)
+        return list(zip(to_signed(images).unbind(0), labels.unbind(0)))
 
     def __getstate__(self):  # a spawned worker maps the file itself instead of receiving a copy of the pixels
         state = dict(self.__dict__)

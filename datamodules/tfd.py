@@ -151,7 +151,7 @@ class TFDDataModule(ImageDataModule):
             f"tfd-{self.resolution}-{self.decode_size}px-{self.channels}ch",
             {"source": file_signature([path]), "transform": {"image_size": self.decode_size, "channels": self.channels,
                                                             "resolution": self.resolution}},
-            (n, self.channels, self.decode_size, self.decode_size), rows, workers=0)
+            (n, self.channels, self.decode_size, self.decode_size), rows, in_process=True)
         return cached
 
 
