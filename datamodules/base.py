@@ -257,11 +257,14 @@ class ImageDataModule(SplitLoaders, CacheSettings, LightningDataModule):
         return dataset.cached(self.cache_dir, label, self.cache_workers)
 
     def require_root(self, layout: str) -> Path:
-        """Return ``data.root`` as a Path, or raise a FileNotFoundError that describes ``layout``."""
+        """Return ``data.root`` as a Path, or raise a :class:`~utils.errors.MissingFileError` (a
+        FileNotFoundError the entry points print as one line) that describes ``layout``."""
+        from utils.errors import MissingFileError
+
         if self.root is None:
-            raise FileNotFoundError(f"data.root is not set; {type(self).__name__} expects {layout}")
+            raise MissingFileError(f"data.root is not set; {type(self).__name__} expects {layout}")
         if not self.root.is_dir():
-            raise FileNotFoundError(f"data.root={self.root} is not a directory; {type(self).__name__} expects {layout}")
+            raise MissingFileError(f"data.root={self.root} is not a directory; {type(self).__name__} expects {layout}")
         return self.root
 
     # ----------------------------------------------------------------- Lightning hooks

@@ -35,19 +35,20 @@ def prepare(cfg: DictConfig) -> tuple[list, float]:
         cache file) and the seconds the setup took (listing and checking the files, building the caches).
 
     Raises:
-        InputError: when the dataset has no decoded-image cache (embedded, in-memory datasets) or
-            ``data.cache`` is false; the dataset's own errors for a missing or corrupt file.
+        InputError: when the dataset has no decoded-image cache (embedded, in-memory datasets: no
+            ``data.cache`` key) or ``data.cache`` is false; the dataset's own errors for a missing or corrupt
+            file.
     """
     from hydra.utils import instantiate
 
     from datamodules import decoded_cache
 
-    datamodule = instantiate(cfg.data)
-    if not hasattr(datamodule, "cache"):
+    if "cache" not in cfg.data:
         raise InputError(f"data={cfg.data._target_.rsplit('.', 1)[-1]} is held in memory and has no decoded-image "
-                         f"cache; nothing to prepare")
-    if not datamodule.cache:
+                         f"cache (no data.cache key); nothing to prepare")
+    if not cfg.data.cache:
         raise InputError("data.cache=false: nothing to prepare (set data.cache=true to build the cache)")
+    datamodule = instantiate(cfg.data)
     first = len(decoded_cache.USED)
     start = time.perf_counter()
     datamodule.setup("fit")

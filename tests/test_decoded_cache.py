@@ -337,3 +337,20 @@ def test_a_parallel_build_fills_every_row_and_stops_at_a_corrupt_file(faces, tmp
     with pytest.raises(InputError, match=f"cannot read image {bad}"):
         _celeba(root, tmp_path / "other", cache_workers=2).setup()
     assert not list((tmp_path / "other").glob("*.npy")) and not list((tmp_path / "other").glob(".*.tmp"))
+
+
+def test_prepare_refuses_what_it_cannot_cache_in_one_line(tmp_path):
+    from omegaconf import OmegaConf
+
+    from datamodules.prepare import prepare
+    from utils.errors import InputError, MissingFileError
+
+    with pytest.raises(InputError, match="data=MNIST5kDataModule is held in memory"):
+        prepare(OmegaConf.create({"data": {"_target_": "datamodules.mnist5k.MNIST5kDataModule"}}))
+    celeba = {"_target_": "datamodules.celeba.CelebADataModule", "root": str(tmp_path / "none"), "cache": False}
+    with pytest.raises(InputError, match="data.cache=false: nothing to prepare"):
+        prepare(OmegaConf.create({"data": celeba}))
+    # a missing data.root is an input error (one line from the entry points), still a FileNotFoundError
+    with pytest.raises(MissingFileError, match=f"data.root={tmp_path / 'none'} is not a directory") as err:
+        prepare(OmegaConf.create({"data": {**celeba, "cache": True, "cache_dir": str(tmp_path / "c")}}))
+    assert isinstance(err.value, FileNotFoundError)
