@@ -302,7 +302,7 @@ def test_random_crops_and_flips_are_drawn_per_item_from_the_cached_array(faces, 
         _celeba(faces, tmp_path / "cache", image_size=24, load_size=16)
 
 
-@pytest.mark.parametrize("workers", [0, 1])
+@pytest.mark.parametrize("workers", [0, 2])
 def test_the_cached_loader_serves_the_batches_of_the_float_dataset(faces, tmp_path, workers):
     from datamodules.cached_loader import SignedLoader
 
@@ -319,6 +319,34 @@ def test_the_cached_loader_serves_the_batches_of_the_float_dataset(faces, tmp_pa
     seen = torch.cat([x for x, _ in train])
     every = torch.stack([x for x, _ in _items(dm.dataset("train"))])
     assert all(any(torch.equal(s, e) for e in every) for s in seen)
+
+
+def test_workers_hand_batches_over_a_shared_ring_without_overwriting_one(faces, tmp_path):
+    """7 batches an epoch through 4 ring slots per worker (prefetch 2 + 2 spare), 2 workers, a consumer that
+    stalls while the workers run ahead, an epoch abandoned midway: every batch is the float dataset's."""
+    import time
+
+    from datamodules.cached_loader import RingBatch, SignedLoader, Uint8Batches, first
+
+    dm = _celeba(faces, tmp_path / "cache")
+    dm.setup()
+    train = dm.dataset("train")  # 14 images
+    expected = torch.stack([x for x, _ in _items(train)])
+    batches = Uint8Batches(train)
+    loader = SignedLoader(batches, batch_size=2, num_workers=2, persistent_workers=True, collate_fn=first)
+    for epoch in range(3):
+        got = []
+        for i, (images, labels) in enumerate(loader):
+            if i in (1, 4):
+                time.sleep(0.3)  # the workers fill every slot they may
+            got.append(images.clone())
+            if epoch == 1 and i == 2:
+                break  # the next epoch drains what was prefetched
+        want = expected[: 2 * len(got)]
+        assert torch.equal(torch.cat(got), want), f"epoch {epoch}"
+    assert batches.ring is not None and tuple(batches.ring.shape) == (2, 4, 2, 3, 32, 32)
+    assert isinstance(batches.__getitems__([0, 1])[0], tuple) and not isinstance(
+        batches.__getitems__([0, 1])[0], RingBatch)  # in this process: a plain read
 
 
 def test_a_parallel_build_fills_every_row_and_stops_at_a_corrupt_file(faces, tmp_path, monkeypatch):
