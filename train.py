@@ -130,8 +130,11 @@ def run(cfg: DictConfig) -> dict[str, float]:
 
     from utils.checkpoints import check_resumable
     from utils.config import check_argument_types, instantiate_group
+    from utils.moved import update_targets
 
     cfg = without_hydra_node(cfg)
+    for key, (old, new) in update_targets(cfg).items():
+        log.warning(f"{key}: {old} has moved to {new}; update the config (it runs as {new})")
     try:
         if cfg.get("seed") is not None:
             pl.seed_everything(cfg.seed, workers=True)

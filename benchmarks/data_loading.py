@@ -172,7 +172,7 @@ def folder_mib(path: Path) -> float:
 def datamodule(root: Path, workers: int, cache: bool | None, cache_dir: Path | None):
     """``CelebADataModule`` at batch 128, 64x64 RGB, crop 140, ``workers`` loader processes; ``cache=None``
     leaves out the ``cache``/``cache_dir`` arguments (a datamodule that predates them)."""
-    from datamodules.celeba import CelebADataModule
+    from datamodules.images.celeba import CelebADataModule
 
     kwargs = dict(root=str(root), batch_size=BATCH, num_workers=workers, image_size=IMAGE_SIZE, channels=3,
                   crop_size=CROP)

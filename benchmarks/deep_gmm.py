@@ -29,12 +29,12 @@ from pathlib import Path
 import torch
 from _common import ROOT, markdown_table, train_run
 
-from datamodules.patches import PatchesDataModule
-from lightning_modules.deep_gmm_estep import full_search, hashed_paths, heuristic_search, projection_paths
-from lightning_modules.deep_gmm_mstep import m_step
-from lightning_modules.deep_gmm_stats import EMStatistics
-from lightning_modules.networks.deep_gmm import DeepGMM
-from metrics.gaussian_mixture import average_log_likelihood, fit_gmm, gmm_parameter_count
+from datamodules.patches.photo_patches import PatchesDataModule
+from lightning_modules.deep_gmm.estep import full_search, hashed_paths, heuristic_search, projection_paths
+from lightning_modules.deep_gmm.mstep import m_step
+from lightning_modules.deep_gmm.networks import DeepGMM
+from lightning_modules.deep_gmm.shallow_gmm import average_log_likelihood, fit_gmm, gmm_parameter_count
+from lightning_modules.deep_gmm.stats import EMStatistics
 from utils.images import save_png
 from utils.plots import line_image
 

@@ -1,5 +1,5 @@
 """Sequential PixelCNN sampling: the full sampler against the cached (Gated PixelCNN) and windowed (PixelCNN)
-samplers of ``lightning_modules/pixelcnn_sampling.py``.
+samplers of ``lightning_modules/pixelcnn/sampling.py``.
 
 Untrained float32 networks (the work per step does not depend on the weights), binarized 28 x 28 grey
 images (``levels=2``), the same uniform noise for both samplers. The table gives the wall time per batch,
@@ -21,8 +21,8 @@ from _common import markdown_table
 def main() -> None:
     import torch
 
-    from lightning_modules.networks.pixelcnn import GatedPixelCNN, PixelCNN
-    from lightning_modules.pixelcnn_sampling import CachedGatedSampler, WindowedPixelCNNSampler, sample_full
+    from lightning_modules.pixelcnn.networks import GatedPixelCNN, PixelCNN
+    from lightning_modules.pixelcnn.sampling import CachedGatedSampler, WindowedPixelCNNSampler, sample_full
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=8)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from pytorch_lightning import LightningModule
 
+from callbacks.protocols import Colorizer, SplitDatasets, offers
 from callbacks.samples import EpochImageCallback
 from utils.images import make_grid
 
@@ -13,7 +14,7 @@ class ColorizationGrid(EpochImageCallback):
     """Rows of (input lightness as gray, the module's colorization, the true colour) for the first
     ``rows`` validation images, saved as ``<dirpath>/colorization_epoch_NNN.png`` and logged as
     ``samples/colorization``. Needs the module's ``colorize_rgb`` (see
-    :class:`lightning_modules.colorization.ColorizationModule`); other methods are skipped."""
+    :class:`lightning_modules.colorization.module.ColorizationModule`); other methods are skipped."""
 
     key = "samples/colorization"
     prefix = "colorization"
@@ -24,10 +25,10 @@ class ColorizationGrid(EpochImageCallback):
         self._images: torch.Tensor | None = None
 
     def applies(self, pl_module: LightningModule) -> bool:
-        return hasattr(pl_module, "colorize_rgb")
+        return offers(pl_module, Colorizer)
 
     def on_fit_start(self, trainer, pl_module) -> None:
-        if self.applies(pl_module) and trainer.datamodule is not None:
+        if self.applies(pl_module) and offers(trainer.datamodule, SplitDatasets):
             val = trainer.datamodule.dataset("val")
             self._images = torch.stack([val[i][0] for i in range(min(self.rows, len(val)))])
 

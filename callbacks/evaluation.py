@@ -8,16 +8,17 @@ from collections.abc import Sequence
 import torch
 from pytorch_lightning import Callback, LightningModule, Trainer
 
+from callbacks.protocols import Samples, offers
 from datamodules.base import dataset_images
 
 log = logging.getLogger("genforge")
 
 
 def uses_samples(pl_module: LightningModule) -> bool:
-    """Whether sample-based metrics apply: the module samples (``sample``) and does not opt out with
-    ``sample_metrics = False`` (autoregressive models, whose sequential sampling is too slow and whose
-    metric is the likelihood)."""
-    return hasattr(pl_module, "sample") and getattr(pl_module, "sample_metrics", True)
+    """Whether sample-based metrics apply: the module offers :class:`callbacks.protocols.Samples` and does
+    not opt out with ``sample_metrics = False`` (autoregressive models, whose sequential sampling is too
+    slow and whose metric is the likelihood)."""
+    return offers(pl_module, Samples) and bool(pl_module.sample_metrics)
 
 
 class FeatureDistanceEvaluation(Callback):
@@ -109,7 +110,7 @@ class FeatureDistanceEvaluation(Callback):
         """``(metric key, sample() keywords)``: the module's samples, and the trained generator's beside a
         moving average."""
         variants = [(split, {})]
-        if getattr(pl_module, "has_ema", False):
+        if pl_module.has_ema:
             variants.append((f"{split}_no_ema", {"ema": False}))
         return variants
 

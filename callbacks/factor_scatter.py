@@ -8,6 +8,7 @@ from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.utilities import rank_zero_only
 
 from callbacks.image_logging import log_image
+from callbacks.protocols import ScatteredFactors, offers
 from utils.images import save_png
 from utils.plots import scatter_image
 
@@ -16,7 +17,7 @@ class FactorScatter(Callback):
     """After testing, ``<dirpath>/scatter_<factor>.png`` for each extrinsic factor: the true value
     (radians) against the latent that encodes it, on the test images, with Pearson r in the title; logged
     as ``scatter/<factor>``. Applies to modules that fill ``scatter`` (``factor -> (latent (N,), truth
-    (N,))``) in their test epoch, as :class:`lightning_modules.dcign.DCIGNModule` does.
+    (N,))``) in their test epoch, as :class:`lightning_modules.dcign.module.DCIGNModule` does.
 
     Args:
         dirpath: folder of the PNG files.
@@ -29,7 +30,9 @@ class FactorScatter(Callback):
 
     @rank_zero_only
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        for factor, (latent, truth) in getattr(pl_module, "scatter", {}).items():
+        if not offers(pl_module, ScatteredFactors):
+            return
+        for factor, (latent, truth) in pl_module.scatter.items():
             r = trainer.callback_metrics.get(f"test/pearson/{factor}")
             title = f"{factor}: latent z_{pl_module.factor_latent[factor] + 1} vs truth" + \
                 (f" (Pearson r = {float(r):.3f})" if r is not None else "")

@@ -9,7 +9,8 @@ import time
 from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.utilities import rank_zero_info
 
-from metrics.gaussian_mixture import average_log_likelihood, components_for_parameters, fit_gmm
+from callbacks.protocols import ParameterCount, SplitDatasets, offers
+from lightning_modules.deep_gmm.shallow_gmm import average_log_likelihood, components_for_parameters, fit_gmm
 
 
 class ShallowGMMBaseline(Callback):
@@ -20,7 +21,7 @@ class ShallowGMMBaseline(Callback):
     - ``test/gain_over_gmm``: ``test/log_likelihood`` minus the GMM's (the paper: +2.5 nats on BSDS300).
 
     Applies to modules with ``num_parameters()`` whose datamodule serves patches
-    (``datamodule.dataset(split).x``, see :mod:`datamodules.patches`).
+    (``datamodule.dataset(split).x``, see :mod:`datamodules.patches.photo_patches`).
 
     Args:
         components: the GMM's components; ``None`` matches the Deep GMM's parameter count.
@@ -38,7 +39,7 @@ class ShallowGMMBaseline(Callback):
     @staticmethod
     def applies(trainer: Trainer, pl_module: LightningModule) -> bool:
         """Whether the module and the datamodule follow the patch protocol."""
-        return hasattr(pl_module, "num_parameters") and hasattr(getattr(trainer, "datamodule", None), "dataset")
+        return offers(pl_module, ParameterCount) and offers(getattr(trainer, "datamodule", None), SplitDatasets)
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Fit the baseline and log its test log-likelihood next to the Deep GMM's."""

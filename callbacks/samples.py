@@ -10,6 +10,7 @@ from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.utilities import rank_zero_only
 
 from callbacks.image_logging import log_image
+from callbacks.protocols import Embeddings, FixedNoise, GeneratorSteps, LatentPrior, offers
 from utils.images import make_grid, save_png
 
 
@@ -59,7 +60,7 @@ class EpochImageCallback(Callback):
 
     def applies(self, pl_module: LightningModule) -> bool:
         """Whether the module offers what :meth:`render` needs (other methods are skipped)."""
-        return hasattr(pl_module, "fixed_z")
+        return offers(pl_module, FixedNoise)
 
     def render(self, pl_module: LightningModule) -> torch.Tensor:
         """Return a uint8 ``(C, H, W)`` grid."""
@@ -82,7 +83,7 @@ class EpochImageCallback(Callback):
         finally:
             pl_module.train(was_training)
         caption = f"epoch {trainer.current_epoch}"
-        if hasattr(pl_module, "generator_steps"):  # the GAN family's unit (Arjovsky et al. 2017, Fig. 3)
+        if offers(pl_module, GeneratorSteps):  # the GAN family's unit (Arjovsky et al. 2017, Fig. 3)
             caption += f", generator iteration {pl_module.generator_steps}"
         for key, prefix, grid in images:
             self.last_path = save_png(grid, self.dirpath / f"{prefix}_epoch_{trainer.current_epoch:03d}.png")
@@ -93,7 +94,7 @@ class SampleGrid(EpochImageCallback):
     """Images ``G(fixed_z | fixed_labels)`` of the module's fixed noise, one grid per epoch.
 
     Conditional models get one column per class. Needs the module's ``fixed_z``, ``fixed_labels`` and
-    ``generate(z, labels)`` (see :class:`lightning_modules.adversarial.AdversarialModule`).
+    ``generate(z, labels)`` (see :class:`lightning_modules.gan.module.AdversarialModule`).
     """
 
     key = "samples/fixed_noise"
@@ -117,7 +118,7 @@ class LatentInterpolation(EpochImageCallback):
 
     def applies(self, pl_module: LightningModule) -> bool:
         """Modules with a latent prior to interpolate in (``noise``, ``random_labels``, ``generate``)."""
-        return super().applies(pl_module) and hasattr(pl_module, "noise")
+        return offers(pl_module, LatentPrior)
 
     def __init__(self, dirpath: str, rows: int = 8, steps: int = 10, mode: str = "slerp",
                  every_n_epochs: int = 1, seed: int = 4321) -> None:
@@ -141,7 +142,7 @@ class EmbeddingInterpolation(EpochImageCallback):
     model (``steps`` columns, ``rows`` rows), each row sampled from one fixed noise: between two classes'
     one-hot vectors, or two images' auto-encoder codes (van den Oord et al. 2016, Sec. 2.3-2.4). Needs the
     module's ``embedding_pairs(rows, generator)`` and ``generate_from_embeddings(z, h)`` (see
-    :class:`lightning_modules.pixelcnn.PixelCNNModule`); skipped while it has no embeddings.
+    :class:`lightning_modules.pixelcnn.module.PixelCNNModule`); skipped while it has no embeddings.
     """
 
     key = "samples/embedding_interpolation"
@@ -155,7 +156,7 @@ class EmbeddingInterpolation(EpochImageCallback):
 
     def applies(self, pl_module: LightningModule) -> bool:
         """Modules with embeddings to interpolate between."""
-        return hasattr(pl_module, "embedding_pairs") and \
+        return offers(pl_module, Embeddings) and \
             pl_module.embedding_pairs(1, torch.Generator().manual_seed(self.seed)) is not None
 
     def render(self, pl_module: LightningModule) -> torch.Tensor:

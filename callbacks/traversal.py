@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from pytorch_lightning import LightningModule
 
+from callbacks.protocols import SplitDatasets, Traversable, offers
 from callbacks.samples import EpochImageCallback
 from utils.images import make_grid
 
@@ -16,7 +17,7 @@ class LatentTraversal(EpochImageCallback):
     Each row's first column is the input image itself, the others ``module.traverse(images, factor,
     steps)``: the image's code with the factor's latent set to ``steps`` values over its validation range.
     The rows are the first image of each of the first ``rows`` validation batches (fixed over epochs).
-    Applies to modules with ``traverse`` and ``factor_latent`` (:class:`lightning_modules.dcign.DCIGNModule`)
+    Applies to modules with ``traverse`` and ``factor_latent`` (:class:`lightning_modules.dcign.module.DCIGNModule`)
     and a datamodule with ``dataset("val")`` of one-factor batches.
 
     Args:
@@ -38,7 +39,7 @@ class LatentTraversal(EpochImageCallback):
 
     def applies(self, pl_module: LightningModule) -> bool:
         datamodule = getattr(pl_module.trainer, "datamodule", None)
-        return hasattr(pl_module, "traverse") and hasattr(datamodule, "dataset")
+        return offers(pl_module, Traversable) and offers(datamodule, SplitDatasets)
 
     def inputs(self, pl_module: LightningModule) -> torch.Tensor:
         """The fixed rows: ``(R, C, H, W)`` in ``[-1, 1]``."""

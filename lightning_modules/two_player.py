@@ -4,38 +4,23 @@ a critic-iteration schedule, and a budget in generator iterations."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import torch
-from pytorch_lightning import LightningModule
 from torch import Tensor, nn
 
 from lightning_modules.objectives import AdversarialObjective
+from lightning_modules.optimization import ConfiguredModule
 from lightning_modules.schedules import critic_iterations
-
-#: constructor arguments kept out of the checkpoint's hyper-parameters: networks and factories are rebuilt
-#: from the run's config, so a checkpoint holds plain values only and loads with ``weights_only=True``
-NOT_HYPERPARAMETERS = ["generator", "discriminator", "objective", "optimizer_g", "optimizer_d", "scheduler_g",
-                       "scheduler_d"]
 
 NETWORKS = ("generator", "discriminator")
 
 
-def _named_factories(factories) -> list[tuple[str, Callable]]:
-    """``scheduler_g``/``scheduler_d`` as ``(name, factory)`` pairs: ``None`` -> none, one factory ->
-    ``[("scheduler", f)]``, a mapping -> its non-null entries."""
-    if factories is None:
-        return []
-    if isinstance(factories, Mapping):
-        return [(str(name), make) for name, make in factories.items() if make is not None]
-    return [("scheduler", factories)]
-
-
-class TwoPlayerModule(LightningModule):
+class TwoPlayerModule(ConfiguredModule):
     """Base of the adversarial LightningModules (GAN family, colorization).
 
-    Subclasses call ``super().__init__`` with the networks and factories, then ``save_hyperparameters``
-    (ignoring :data:`NOT_HYPERPARAMETERS`), and write ``training_step``: :meth:`players` for the two
+    Subclasses call ``super().__init__`` with the networks and factories, then
+    :meth:`~lightning_modules.optimization.ConfiguredModule.save_plain_hyperparameters`, and write ``training_step``: :meth:`players` for the two
     optimizers, :meth:`count_critic_step` once per batch to know whether the batch ends with a generator
     step, :meth:`discriminator_step` and :meth:`update` for each network's step. A method without a
     discriminator (a regression baseline) passes ``discriminator=None``: it then has one optimizer.
@@ -117,7 +102,7 @@ class TwoPlayerModule(LightningModule):
         self.max_col_norm = max_col_norm
         self.optimizer_factories = (optimizer_g, optimizer_d)
         self.scheduler_factories = (scheduler_g, scheduler_d)
-        self._schedule_plan: list[tuple[int, str]] = []  # (network index, interval) of each scheduler
+        self.schedule_plan: list[tuple[int, str]] = []  # (network index, interval) of each scheduler
 
     # ------------------------------------------------------------------ the loop's pieces
     def players(self):
@@ -188,11 +173,11 @@ class TwoPlayerModule(LightningModule):
 
     # ------------------------------------------------------------------ schedules and state
     def _step_schedulers(self, chosen: Callable[[int, str], bool]) -> None:
-        if not self._schedule_plan:
+        if not self.schedule_plan:
             return
         schedulers = self.lr_schedulers()
         schedulers = schedulers if isinstance(schedulers, list) else [schedulers]
-        for scheduler, (index, interval) in zip(schedulers, self._schedule_plan):
+        for scheduler, (index, interval) in zip(schedulers, self.schedule_plan):
             if chosen(index, interval):
                 scheduler.step()
 
@@ -213,16 +198,10 @@ class TwoPlayerModule(LightningModule):
         self.generator_steps = int(checkpoint.get("generator_steps",
                                                   checkpoint.get("global_step", 0) // (self.n_critic + 1)))
 
-    def configure_optimizers(self):
-        make_g, make_d = self.optimizer_factories
-        optimizers = [make_g(params=self.generator.parameters())]
+    def optimizer_plan(self):
+        """The generator's optimizer and schedulers, then the discriminator's (when there is one)."""
+        (make_g, make_d), (schedule_g, schedule_d) = self.optimizer_factories, self.scheduler_factories
+        plan = [(NETWORKS[0], self.generator.parameters(), make_g, schedule_g)]
         if self.discriminator is not None:
-            optimizers.append(make_d(params=self.discriminator.parameters()))
-        schedulers, self._schedule_plan = [], []
-        for index, (factories, optimizer) in enumerate(zip(self.scheduler_factories, optimizers)):
-            for name, make in _named_factories(factories):
-                scheduler = make(optimizer=optimizer)
-                interval = getattr(scheduler, "interval", "epoch")
-                schedulers.append({"scheduler": scheduler, "interval": interval, "name": f"{NETWORKS[index]}/{name}"})
-                self._schedule_plan.append((index, interval))
-        return (optimizers, schedulers) if schedulers else optimizers
+            plan.append((NETWORKS[1], self.discriminator.parameters(), make_d, schedule_d))
+        return plan

@@ -16,6 +16,23 @@ ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 
 
+def preset_target(name: str, group: str = "model") -> str | None:
+    """The ``_target_`` a preset ``conf/<group>/<name>.yaml`` composes to: its own, else that of the preset
+    of the same group it extends (its defaults list), read from the files without composing."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(CONF / group / f"{name}.yaml")
+    parents = [d for d in cfg.get("defaults", []) if isinstance(d, str) and (CONF / group / f"{d}.yaml").is_file()]
+    return cfg.get("_target_") or next((preset_target(d, group) for d in parents), None)
+
+
+def presets(family: str) -> list[str]:
+    """Every model preset in ``conf/model/`` whose LightningModule is in ``lightning_modules/<family>/``,
+    found by listing the folder, so a new preset is tested without editing a test."""
+    return [p.stem for p in sorted((CONF / "model").glob("*.yaml"))
+            if (preset_target(p.stem) or "").startswith(f"lightning_modules.{family}.")]
+
+
 def compose_train(overrides: list[str], output_dir: Path, config_name: str = "train") -> DictConfig:
     """The config ``train.py`` would run with ``overrides``, writing into ``output_dir``."""
     GlobalHydra.instance().clear()

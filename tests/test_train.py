@@ -10,24 +10,9 @@ import pytest
 import torch
 
 from tests.fixtures_data import write_celeba_faces
-from tests.hydra_helpers import CONF, compose_train, run_cli, run_train
+from tests.hydra_helpers import compose_train, presets, run_cli, run_train
 
-
-def _gan_presets() -> list[str]:
-    """Every GAN-family preset in conf/model/ (those composing to the AdversarialModule, directly or through
-    the preset they extend), found by listing the folder, so a new preset is tested without editing this."""
-    from omegaconf import OmegaConf
-
-    def target(name: str):
-        cfg = OmegaConf.load(CONF / "model" / f"{name}.yaml")
-        parents = [d for d in cfg.get("defaults", []) if isinstance(d, str) and (CONF / "model" / f"{d}.yaml").is_file()]
-        return cfg.get("_target_") or next((target(d) for d in parents), None)
-
-    return [p.stem for p in sorted((CONF / "model").glob("*.yaml"))
-            if target(p.stem) == "lightning_modules.adversarial.AdversarialModule"]
-
-
-PRESETS = _gan_presets()
+PRESETS = presets("gan")  # every GAN-family preset in conf/model/
 FDR = ["debug=fdr", "logger=csv", "callbacks.evaluation.feature_epochs=1"]
 
 
@@ -118,7 +103,7 @@ def test_wandb_offline_and_csv_by_default(tmp_path):
 
     generator = instantiate(compose_train(["model=dcgan"], tmp_path / "c").model.generator)
     assert hparams["model/params/generator"] == sum(p.numel() for p in generator.parameters())
-    assert hparams["model"]["_target_"] == "lightning_modules.adversarial.AdversarialModule"
+    assert hparams["model"]["_target_"] == "lightning_modules.gan.module.AdversarialModule"
 
 
 def _checkout_state() -> str:

@@ -76,9 +76,11 @@ def model_targets(model_cfg: DictConfig, prefix: str = "model") -> dict[str, str
 def checkpoint_identity(checkpoint: dict, ckpt_path: Path) -> dict | None:
     """What model a checkpoint holds: genforge's record in it (``preset``, ``targets``), else the same read
     from its run folder's ``.hydra/`` files when it lies in ``<run>/checkpoints/``; ``None`` if neither."""
+    from utils.moved import current_target
+
     record = checkpoint.get(IDENTITY_KEY)
-    if isinstance(record, dict) and "targets" in record:
-        return record
+    if isinstance(record, dict) and "targets" in record:  # targets as named now (a checkpoint from before a move)
+        return {**record, "targets": {k: current_target(v) for k, v in record["targets"].items()}}
     hydra_dir = Path(ckpt_path).resolve().parents[1] / ".hydra"
     try:
         run_cfg = OmegaConf.load(hydra_dir / "config.yaml")
@@ -88,11 +90,11 @@ def checkpoint_identity(checkpoint: dict, ckpt_path: Path) -> dict | None:
         return None
     if "model" not in run_cfg:
         return None
-    return {"preset": preset, "targets": model_targets(run_cfg.model)}
+    return {"preset": preset, "targets": {k: current_target(v) for k, v in model_targets(run_cfg.model).items()}}
 
 
 def describe(identity: dict) -> str:
-    """``model=dcgan (lightning_modules.adversarial.AdversarialModule)`` for an identity record."""
+    """``model=dcgan (lightning_modules.gan.module.AdversarialModule)`` for an identity record."""
     module = identity["targets"].get("model", "?")
     return f"model={identity['preset']} ({module})" if identity.get("preset") else module
 
@@ -153,7 +155,8 @@ def load_run(ckpt_path: str | Path, run_config: str | None, overrides, paths: Di
     """``(model in eval mode, run config)`` for a checkpoint: the run's config merged with ``overrides``
     (its ``paths`` replaced by the current ones), the model built from it, the weights loaded.
 
-    Unless ``trust_run_config``, every ``_target_`` of the run's config must be on the allowlist of
+    ``_target_``s naming a module that has since moved are renamed first (:mod:`utils.moved`). Unless
+    ``trust_run_config``, every ``_target_`` of the run's config must be on the allowlist of
     :mod:`utils.target_allowlist` before anything is instantiated.
 
     Raises:
@@ -168,7 +171,10 @@ def load_run(ckpt_path: str | Path, run_config: str | None, overrides, paths: Di
 
     ckpt_path = Path(ckpt_path)
     config_file = find_run_config(ckpt_path, run_config)
+    from utils.moved import update_targets
+
     run_cfg = OmegaConf.merge(OmegaConf.load(config_file), overrides or {})
+    update_targets(run_cfg)  # a run saved before a module moved names it as it was
     run_cfg.paths = paths
     if trust_run_config:
         logging.getLogger("genforge").warning(f"trust_run_config=true: instantiating {config_file} unchecked")

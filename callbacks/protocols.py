@@ -1,0 +1,142 @@
+"""Which callbacks apply to which LightningModule: the protocols, in one place.
+
+Every callback of ``conf/callbacks/default.yaml`` is configured for every run; each acts only on a module
+that has what it needs, and skips any other (a colorizer gets no FID, a GAN no L|colour grid). What a
+callback needs is one of the protocols below (``typing.Protocol`` classes, for readers and type checkers),
+and a callback asks :func:`offers` whether a module has every member of one; a new method gets a callback
+by offering the protocol's members, nothing else to register. (:func:`offers` uses ``hasattr``, not
+``isinstance`` of a runtime-checkable protocol: from Python 3.12 that looks attributes up statically and
+would miss an ``nn.Module``'s registered buffers such as ``fixed_z``.)
+
+=========================  ==============================================================  =================================================  ==============================
+protocol                   members                                                         callbacks                                          modules
+=========================  ==============================================================  =================================================  ==============================
+:class:`FixedNoise`        ``fixed_z``, ``fixed_labels``, ``generate``                     ``samples`` (SampleGrid)                           GAN family, PixelCNN
+:class:`LatentPrior`       FixedNoise + ``noise``, ``random_labels``                       ``interpolation``                                  GAN family
+:class:`Embeddings`        ``embedding_pairs``, ``generate_from_embeddings``, ``fixed_z``  ``embedding_interpolation``                        PixelCNN
+:class:`Samples`           ``sample``, ``sample_metrics``, ``has_ema``                     ``evaluation`` (FID/KID), ``parzen``               GAN family (PixelCNN opts out)
+:class:`GeneratorSteps`    ``generator_steps``                                             sample grids' captions                             GAN family, colorizers
+:class:`Colorizer`         ``colorize_rgb``                                                ``colorization``                                   colorizers
+:class:`Traversable`       ``traverse``, ``factor_latent``                                 ``traversal``                                      DC-IGN
+:class:`ScatteredFactors`  ``scatter``, ``factor_latent``                                  ``factor_scatter``                                 DC-IGN
+:class:`ParameterCount`    ``num_parameters``                                              ``gmm_baseline``                                   Deep GMM
+:class:`SplitDatasets`     ``dataset(split)`` (of the datamodule)                          ``colorization``, ``traversal``, ``gmm_baseline``  every datamodule
+=========================  ==============================================================  =================================================  ==============================
+
+Checkpointing, the progress bar, the model summary and the divergence guard apply to every module.
+``tests/callbacks/test_protocols.py`` checks this table against the presets in ``conf/model/``.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Generic, Protocol
+
+import torch
+from torch import Tensor
+
+
+class FixedNoise(Protocol):
+    """Images ``generate(z, labels)`` ``(B, C, H, W)`` in ``[-1, 1]`` from the fixed noise ``fixed_z``
+    ``(N, ...)`` and labels ``fixed_labels`` ``(N,)`` the sample grids show every epoch."""
+
+    fixed_z: Tensor
+    fixed_labels: Tensor
+
+    def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor: ...
+
+
+class LatentPrior(FixedNoise, Protocol):
+    """A latent prior to interpolate in: ``noise(n, generator)`` ``(n, ...)`` like ``fixed_z``, and
+    ``random_labels(n, generator)`` ``(n,)`` (``None`` when unconditional)."""
+
+    def noise(self, n: int, generator: torch.Generator | None = None) -> Tensor: ...
+
+    def random_labels(self, n: int, generator: torch.Generator | None = None) -> Tensor | None: ...
+
+
+class Embeddings(Protocol):
+    """Conditioning embeddings ``h`` to interpolate between: ``embedding_pairs(rows, generator)`` gives
+    ``(start, end)`` ``(rows, m)`` or ``None`` (none yet), ``generate_from_embeddings(z, h)`` the images
+    ``(B, C, H, W)`` in ``[-1, 1]`` for noise like ``fixed_z``."""
+
+    fixed_z: Tensor
+
+    def embedding_pairs(self, rows: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor] | None: ...
+
+    def generate_from_embeddings(self, z: Tensor, h: Tensor | None) -> Tensor: ...
+
+
+class Samples(Protocol):
+    """Fresh samples ``sample(num_samples, labels, generator=...)`` ``(N, C, H, W)`` in ``[-1, 1]`` for the
+    sample-based metrics (FID/KID, Parzen); ``sample_metrics = False`` opts out (an autoregressive model,
+    whose sampling is sequential and whose measure is the likelihood); ``has_ema``: the samples come from
+    a moving average of the generator (the trained one is then measured too)."""
+
+    sample_metrics: bool
+    has_ema: bool
+
+    def sample(self, num_samples: int, labels: Tensor | None = None, **kwargs) -> Tensor: ...
+
+
+class GeneratorSteps(Protocol):
+    """``generator_steps``: generator iterations so far (the WGAN paper's unit, Arjovsky et al. 2017,
+    Fig. 3), shown in the sample grids' captions."""
+
+    generator_steps: int
+
+
+class Colorizer(Protocol):
+    """``colorize_rgb(images)``: RGB ``(B, 3, H, W)`` in ``[-1, 1]`` -> colourised from their L channel,
+    the same shape and range."""
+
+    def colorize_rgb(self, images: Tensor) -> Tensor: ...
+
+
+class Traversable(Protocol):
+    """``traverse(images, factor, steps)``: decodings ``(B, steps, C, H, W)`` of each image with the latent
+    of ``factor`` (``factor_latent[factor]``) swept over its range (Kulkarni et al. 2015, Figs. 4, 5, 8)."""
+
+    factor_latent: dict[str, int]
+
+    def traverse(self, images: Tensor, factor: str, steps: int = 8) -> Tensor: ...
+
+
+class ScatteredFactors(Protocol):
+    """``scatter[factor] = (latent (N,), truth (N,))`` filled by testing, plotted as Kulkarni et al. 2015's
+    Fig. 6 (``factor_latent[factor]`` names the latent)."""
+
+    scatter: dict[str, tuple[Tensor, Tensor]]
+    factor_latent: dict[str, int]
+
+
+class ParameterCount(Protocol):
+    """``num_parameters()``: the model's free parameters, to size a shallow baseline of the same count
+    (van den Oord & Schrauwen 2014, Sec. 4)."""
+
+    def num_parameters(self) -> int: ...
+
+
+class SplitDatasets(Protocol):
+    """A datamodule whose splits' datasets callbacks read: ``dataset(split)`` for ``"train"``, ``"val"``,
+    ``"test"`` (:class:`datamodules.base.ImageDataModule`, the factor and patch datamodules)."""
+
+    def dataset(self, split: str): ...
+
+
+@cache
+def members(protocol: type) -> tuple[str, ...]:
+    """The member names a protocol class declares (annotations and public methods, its base protocols'
+    included), in order."""
+    names: list[str] = []
+    for klass in reversed(protocol.__mro__):
+        if klass in (object, Protocol, Generic) or not getattr(klass, "_is_protocol", False):
+            continue
+        names += list(vars(klass).get("__annotations__", {}))
+        names += [name for name, value in vars(klass).items() if callable(value) and not name.startswith("_")]
+    return tuple(dict.fromkeys(names))
+
+
+def offers(obj, protocol: type) -> bool:
+    """Whether ``obj`` (a LightningModule or datamodule, or ``None``) has every member of ``protocol``."""
+    return obj is not None and all(hasattr(obj, name) for name in members(protocol))

@@ -1,0 +1,13 @@
+"""Colorization: a conditional GAN in LAB space (Isola et al. 2017; Fabbri et al. 2017): the LightningModule,
+the U-Net generator on L, the PatchGAN discriminator and the colour metrics. Presets:
+``conf/model/colorizer_*.yaml``; data: ``data=photos`` (:mod:`datamodules.images.photos`); findings:
+``docs/colorization.md``.
+"""
+
+from utils.exports import lazy_exports
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "ColorizationModule": ".module",
+    "PatchGANDiscriminator": ".patchgan",
+    "UNetGenerator": ".unet",
+})

@@ -1,0 +1,14 @@
+"""DC-IGN (Kulkarni et al. 2015): the convolutional VAE with graphics codes, its invariance targeting
+(inactive latents clamped to the batch mean, gradients replaced), encoder/decoder networks and the
+disentanglement measures. Presets: ``conf/model/dcign{,_baseline}.yaml``; data: :mod:`datamodules.factors`;
+findings: ``docs/dcign.md``.
+"""
+
+from utils.exports import lazy_exports
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "ClampInactive": ".invariance",
+    "DCIGNModule": ".module",
+    "DCIGNEncoder": ".networks",
+    "DCIGNDecoder": ".networks",
+})
