@@ -16,7 +16,7 @@ loaded by :class:`SignedLoader`:
   iterator over the same workers, as :meth:`datamodules.base.ImageDataModule.loader_options` sets) and
   in-order batches; otherwise the batches take the DataLoader's own hand-over.
 
-The mapping runs in NumPy on one thread: torch's intra-op threads would wait on cores the workers occupy.
+The mapping is :func:`datamodules.transforms.to_signed` (NumPy on one thread on the CPU).
 The batches are exactly those of the float dataset either way.
 """
 
@@ -29,6 +29,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset, get_worker_info
 
 from datamodules.image_files import CachedImageDataset
+from datamodules.transforms import to_signed
 
 #: Ring slots a worker has beyond the DataLoader's ``prefetch_factor`` batches in flight.
 SPARE_SLOTS = 2
@@ -42,15 +43,6 @@ def cached_source(dataset: Dataset) -> tuple[CachedImageDataset, np.ndarray | No
     if isinstance(dataset, Subset) and isinstance(dataset.dataset, CachedImageDataset):
         return dataset.dataset, np.asarray(dataset.indices, dtype=np.int64)
     return None
-
-
-def signed(images: torch.Tensor) -> torch.Tensor:
-    """uint8 ``(B, C, H, W)`` in ``[0, 255]`` -> a new float32 tensor in ``[-1, 1]``, on one thread, bit for
-    bit :func:`datamodules.transforms.to_signed` (``x / 127.5 - 1`` in float32)."""
-    out = np.empty(tuple(images.shape), dtype=np.float32)
-    np.divide(images.numpy(), np.float32(127.5), out=out, dtype=np.float32)
-    np.subtract(out, np.float32(1.0), out=out)
-    return torch.from_numpy(out)
 
 
 class RingBatch(NamedTuple):
@@ -129,9 +121,9 @@ class SignedLoader(DataLoader):
             ring = self.dataset.attach_ring(self.num_workers, factor + SPARE_SLOTS, self.batch_size)
         for item in super().__iter__():  # in order: at most prefetch_factor batches a worker in flight
             if isinstance(item, RingBatch):
-                images = signed(ring[item.worker, item.slot, : item.size])
+                images = to_signed(ring[item.worker, item.slot, : item.size])
                 labels = torch.from_numpy(item.labels)
             else:
                 images, labels = item
-                images = signed(images)
+                images = to_signed(images)
             yield (images.pin_memory() if self.pin_memory else images), labels

@@ -5,6 +5,7 @@ All functions are pure torch (no torchvision). Images are ``(N, C, H, W)`` or ``
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -13,14 +14,23 @@ _LUMA = torch.tensor([0.299, 0.587, 0.114])
 
 
 def to_signed(images: torch.Tensor) -> torch.Tensor:
-    """Map uint8 pixels ``[0, 255]`` (any shape) to float32 in ``[-1, 1]``.
+    """Map uint8 pixels ``[0, 255]`` (any shape) to a new float32 tensor in ``[-1, 1]`` (``x / 127.5 - 1``).
+
+    On the CPU this runs in NumPy on one thread: a DataLoader's main process calls it for every batch,
+    and torch's intra-op threads would wait on cores the loader's workers occupy. The result is the same
+    bit for bit as torch's ``x.float() / 127.5 - 1`` (float32 division is correctly rounded in both).
 
     Raises:
         TypeError: if ``images`` is not a uint8 tensor.
     """
     if images.dtype != torch.uint8:
         raise TypeError(f"to_signed expects uint8 pixels in [0, 255], got dtype {images.dtype}")
-    return images.float().div_(127.5).sub_(1.0)
+    if images.device.type != "cpu":
+        return images.float().div_(127.5).sub_(1.0)
+    out = np.empty(tuple(images.shape), dtype=np.float32)
+    np.divide(images.numpy(), np.float32(127.5), out=out, dtype=np.float32)
+    np.subtract(out, np.float32(1.0), out=out)
+    return torch.from_numpy(out)
 
 
 def to_unit(images: torch.Tensor) -> torch.Tensor:
