@@ -25,8 +25,10 @@ from omegaconf import DictConfig
 
 from utils.config import register_resolvers
 from utils.errors import report_input_errors
+from utils.quiet import silence_known_noise
 
 register_resolvers()
+silence_known_noise()  # at import: the processes ddp_spawn starts import this file again
 log = logging.getLogger("genforge")
 
 
@@ -34,17 +36,20 @@ def input_images(path: Path) -> list[Path]:
     """The image files to colorize: ``path`` itself, or the image files in the folder ``path`` (sorted).
 
     Raises:
-        FileNotFoundError: if ``path`` does not exist or a folder holds no image file.
+        MissingFileError: if ``path`` does not exist or a folder holds no image file (an
+            :class:`~utils.errors.InputError` and a ``FileNotFoundError``: one line from the command).
     """
     from datamodules.image_files import is_image_file
+    from utils.errors import MissingFileError
 
     if path.is_file():
         return [path]
     if not path.is_dir():
-        raise FileNotFoundError(f"input={path} does not exist; give an image file or a folder of images")
+        raise MissingFileError(f"input={path} does not exist; give an image file, a folder of images or "
+                               "skimage:<photo> (e.g. skimage:camera)")
     files = sorted(p for p in path.iterdir() if p.is_file() and is_image_file(p))
     if not files:
-        raise FileNotFoundError(f"input={path} holds no image files (jpg, png, bmp, webp, gif, tif)")
+        raise MissingFileError(f"input={path} holds no image files (jpg, png, bmp, webp, gif, tif)")
     return files
 
 
@@ -54,23 +59,35 @@ def read_inputs(spec: str) -> list[tuple[str, torch.Tensor]]:
     black-and-white photo).
 
     Raises:
-        FileNotFoundError: a missing path, or a folder with no image files.
-        ValueError: an unreadable image (names the file), or an unknown scikit-image photo.
+        MissingFileError: a missing path, or a folder with no image files.
+        InputError: an unreadable image (names the file), or an unknown scikit-image photo (names some it
+            ships). Both are one line from the command.
     """
     from datamodules.image_files import decode_image
+    from utils.errors import InputError
 
     if spec.startswith("skimage:"):
         import numpy as np
         import skimage.data
 
         name = spec.split(":", 1)[1]
-        loader = getattr(skimage.data, name, None)
+        loader = getattr(skimage.data, name, None) if not name.startswith("_") else None
         if loader is None or not callable(loader):
-            raise ValueError(f"input={spec}: scikit-image has no photo named {name!r} (try skimage:camera)")
-        array = np.asarray(loader())
+            raise InputError(f"input={spec}: scikit-image has no photo named {name!r} (photos it ships: "
+                             "skimage:camera, astronaut, coffee, chelsea, rocket, ...)")
+        try:
+            array = np.asarray(loader())
+        except Exception as error:  # noqa: BLE001 - e.g. a dataset skimage must download (no network)
+            raise InputError(f"input={spec}: scikit-image could not load {name!r} ({error})") from error
         array = np.repeat(array[..., None], 3, axis=2) if array.ndim == 2 else array[..., :3]
         return [(name, torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).to(torch.uint8))]
-    return [(path.stem, decode_image(path, channels=3)) for path in input_images(Path(spec))]
+    images = []
+    for path in input_images(Path(spec)):
+        try:
+            images.append((path.stem, decode_image(path, channels=3)))
+        except ValueError as error:  # Pillow could not decode it: the message names the file
+            raise InputError(str(error)) from error
+    return images
 
 
 @torch.no_grad()
@@ -106,10 +123,11 @@ def side_by_side(pairs: list[tuple[torch.Tensor, torch.Tensor]], height: int) ->
 def colorize(cfg: DictConfig) -> list[Path]:
     """Colorize ``cfg.input`` with the checkpoint ``cfg.ckpt_path``; returns the written colour PNGs.
 
+    The inputs are read first, so a wrong ``input`` is reported before the model is loaded.
+
     Raises:
-        FileNotFoundError: a missing checkpoint, run config or input.
-        ValueError: an unreadable image (names the file).
-        InputError: a checkpoint of a method that does not colorize; an unreadable checkpoint; a run
+        MissingFileError: a missing checkpoint, run config or input.
+        InputError: an unreadable image (names the file), an unknown ``skimage:`` photo; a checkpoint of a method that does not colorize; an unreadable checkpoint; a run
             config naming a ``_target_`` off the allowlist (see :func:`utils.checkpoints.load_run`).
     """
     from datamodules.lab import lab_scaled_to_rgb, rgb_to_lab_scaled
@@ -118,6 +136,7 @@ def colorize(cfg: DictConfig) -> list[Path]:
     from utils.errors import InputError
     from utils.images import save_png
 
+    inputs = read_inputs(str(cfg.input))
     model, _ = load_run(cfg.ckpt_path, cfg.get("run_config"), cfg.get("run"), cfg.paths,
                         trust_run_config=bool(cfg.get("trust_run_config", False)))
     if not hasattr(model, "colorize_rgb"):
@@ -125,7 +144,7 @@ def colorize(cfg: DictConfig) -> list[Path]:
                          "(train one with model=colorizer_*)")
     out_dir = Path(cfg.paths.output_dir)
     written, pairs = [], []
-    for name, pixels in read_inputs(str(cfg.input)):
+    for name, pixels in inputs:
         rgb = to_signed(pixels)
         lightness, ab = rgb_to_lab_scaled(rgb[None])
         if ab.abs().max() > 0.02:

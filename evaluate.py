@@ -24,8 +24,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from utils.config import register_resolvers
 from utils.errors import report_input_errors
+from utils.quiet import silence_known_noise
 
 register_resolvers()
+silence_known_noise()  # at import: the processes ddp_spawn starts import this file again
 log = logging.getLogger("genforge")
 
 EVALUATION_CALLBACKS = ("evaluation", "parzen", "factor_scatter", "gmm_baseline")

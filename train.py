@@ -23,8 +23,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from utils.config import metric_value, register_resolvers
 from utils.errors import report_input_errors
+from utils.quiet import silence_known_noise
 
 register_resolvers()
+silence_known_noise()  # at import: the processes ddp_spawn starts import this file again
 log = logging.getLogger("genforge")
 #: ``ckpt_path`` values Lightning resolves itself (``ckpt_path=last`` resumes this run's last checkpoint)
 LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry")
@@ -52,13 +54,6 @@ def log_hyperparameters(cfg: DictConfig, model, trainer) -> None:
         logger.log_hyperparams(hparams)
 
 
-def finish_wandb() -> None:
-    """Close the W&B run, if one is open, so the next job of a multirun starts a fresh one."""
-    wandb = sys.modules.get("wandb")
-    if wandb is not None and getattr(wandb, "run", None) is not None:
-        wandb.finish()
-
-
 def without_hydra_node(cfg: DictConfig) -> DictConfig:
     """A copy of ``cfg`` without its ``hydra`` node (present when composed with ``return_hydra_config=True``,
     the Lightning+Hydra template's test pattern); ``${hydra:...}`` resolvers still read the running Hydra."""
@@ -81,8 +76,13 @@ def model_choice(group: str) -> str | None:
 
 
 def run_callbacks(cfg: DictConfig) -> list:
-    """The callbacks of ``cfg.callbacks`` plus :class:`callbacks.run_identity.RunIdentity` (every run
-    records in its checkpoints which model they hold)."""
+    """The callbacks of ``cfg.callbacks`` plus those every run has, whatever ``callbacks=`` says:
+    :class:`callbacks.run_identity.RunIdentity` (its checkpoints record which model they hold),
+    :class:`callbacks.interruption.Interruption` (a signal leaves a checkpoint of its step; the Slurm
+    requeue signal ``requeue_signal``) and :class:`callbacks.resumed_history.ResumedHistory` (a resumed run
+    continues its metric history)."""
+    from callbacks.interruption import Interruption
+    from callbacks.resumed_history import ResumedHistory
     from callbacks.run_identity import RunIdentity
     from utils.checkpoints import model_targets
     from utils.config import instantiate_group
@@ -90,7 +90,29 @@ def run_callbacks(cfg: DictConfig) -> list:
     callbacks = instantiate_group(cfg.get("callbacks"), "callbacks")
     callbacks.append(RunIdentity(preset=model_choice("model"), data=model_choice("data"),
                                  targets=model_targets(cfg.model)))
+    try:
+        callbacks.append(Interruption(requeue_signal=cfg.get("requeue_signal", "USR2")))
+    except ValueError as error:
+        from utils.errors import InputError
+
+        raise InputError(str(error)) from None
+    callbacks.append(ResumedHistory())
     return callbacks
+
+
+def requeued_checkpoint(trainer, ckpt_path: str | None) -> str | None:
+    """``ckpt_path``, or -- when it is null inside a Slurm job whose run folder already holds ``last.ckpt``
+    (a job requeued after preemption or its time limit, see :class:`callbacks.interruption.Interruption`)
+    -- that ``last.ckpt``, so the requeued job resumes with no new command."""
+    from callbacks.interruption import last_checkpoint_path, slurm_job_id
+
+    if ckpt_path is not None or slurm_job_id() is None:
+        return ckpt_path
+    last = last_checkpoint_path(trainer)
+    if not last.is_file():
+        return None
+    log.info(f"Slurm job {slurm_job_id()}: resuming from {last} (this run folder's last checkpoint)")
+    return str(last)
 
 
 def atomic_checkpoint_plugins(plugins: list) -> list:
@@ -118,23 +140,30 @@ def keep_wandb_in_run_folder(loggers: list) -> None:
 def run(cfg: DictConfig) -> dict[str, float]:
     """Train and/or test as ``cfg`` says; returns every metric logged (``split/name`` -> float).
 
-    ``cfg`` may hold a ``hydra`` node (composed with ``return_hydra_config=True``); it is ignored.
+    ``cfg`` may hold a ``hydra`` node (composed with ``return_hydra_config=True``); it is ignored. However the
+    run ends, every logger is told how (:func:`utils.run_status.end_run`: W&B's exit code and preempted
+    mark, TensorBoard's session status, ``status.json`` in the run folder).
 
     Raises:
         InputError: a config value of the wrong type (``trainer.max_epochs=abc``), an unreadable
             ``ckpt_path`` or a checkpoint of another model (naming the key or the file).
-        whatever instantiation or training raises otherwise; W&B is closed first.
+        SystemExit: ``128 + signal number`` when a signal stopped the run (143 for SIGTERM, 130 for Ctrl-C,
+            140 for the Slurm requeue signal USR2), after the checkpoint of its step was written.
+        whatever instantiation or training raises otherwise.
     """
     import pytorch_lightning as pl
     from hydra.utils import instantiate
 
+    from callbacks.interruption import Interruption
     from utils.checkpoints import check_resumable
     from utils.config import check_argument_types, instantiate_group
     from utils.moved import update_targets
+    from utils.run_status import RunStatus, end_run
 
     cfg = without_hydra_node(cfg)
     for key, (old, new) in update_targets(cfg).items():
         log.warning(f"{key}: {old} has moved to {new}; update the config (it runs as {new})")
+    status, trainer, loggers, interruption = RunStatus(), None, [], None
     try:
         if cfg.get("seed") is not None:
             pl.seed_everything(cfg.seed, workers=True)
@@ -145,6 +174,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
         log.info(f"Instantiating model <{cfg.model._target_}>")
         model = instantiate(cfg.model)
         callbacks = run_callbacks(cfg)
+        interruption = next(cb for cb in callbacks if isinstance(cb, Interruption))
         loggers = instantiate_group(cfg.get("logger"), "logger")
         keep_wandb_in_run_folder(loggers)
         plugins = atomic_checkpoint_plugins(list(instantiate(cfg.trainer.get("plugins")) or []))
@@ -154,6 +184,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
         metrics: dict[str, float] = {}
         ckpt_path = cfg.get("ckpt_path")
         if cfg.get("train", True):
+            ckpt_path = requeued_checkpoint(trainer, ckpt_path)
             if ckpt_path is not None and str(ckpt_path) not in LIGHTNING_CKPT_NAMES:
                 check_resumable(ckpt_path, model, cfg.model, model_choice("model"))
             trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path)
@@ -164,9 +195,27 @@ def run(cfg: DictConfig) -> dict[str, float]:
                 check_resumable(ckpt, model, cfg.model, model_choice("model"))
             trainer.test(model=model, datamodule=datamodule, ckpt_path=ckpt)
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+        status.status, status.exit_code = "finished", 0
         return metrics
+    except (SystemExit, KeyboardInterrupt) as stop:  # Lightning's SIGTERMException, its exit(1) after Ctrl-C
+        if isinstance(stop, KeyboardInterrupt) and (interruption is None or interruption.received is None):
+            status.status, status.exit_code, status.signal = "interrupted", 130, "SIGINT"
+            raise SystemExit(130) from None
+        if interruption is None or interruption.received is None:
+            raise
+        status.status, status.exit_code = interruption.status, interruption.exit_code
+        status.signal, status.requeued = interruption.received.name, interruption.requeued
+        status.checkpoint = None if interruption.checkpoint is None else str(interruption.checkpoint)
+        raise SystemExit(interruption.exit_code) from None
+    except BaseException as error:
+        status.error = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise
     finally:
-        finish_wandb()
+        if trainer is not None:
+            status.global_step, status.epoch = int(trainer.global_step), int(trainer.current_epoch)
+            status.generator_steps = getattr(trainer.lightning_module, "generator_steps", None)
+        rank = trainer.global_rank if trainer is not None else 0
+        end_run(status, loggers, cfg.get("paths", {}).get("output_dir"), rank=rank)
 
 
 def _test_checkpoint(trainer, cfg: DictConfig) -> str | None:

@@ -152,7 +152,8 @@ class FeatureDistanceEvaluation(Callback):
             metric.reset()  # clears the generated images' statistics; the real ones are kept
             suffix = key[len(split):]
             for name, value in values.items():
-                pl_module.log(f"{split}/{name}{suffix}", float(value), sync_dist=False)
+                # the same on every rank (all-gathered features): the mean keeps it, and Lightning stays quiet
+                pl_module.log(f"{split}/{name}{suffix}", float(value), sync_dist=True)
 
     def on_validation_epoch_start(self, trainer, pl_module):
         self._start(trainer, "val")
@@ -219,8 +220,10 @@ class ParzenEvaluation(Callback):
         samples = self.generate(pl_module)
         if not torch.isfinite(samples).all():
             log.warning("test: the generator produced NaN or infinite images; logging NaN for the Parzen LL")
-            pl_module.log_dict({"test/parzen_ll": float("nan"), "test/parzen_ll_se": float("nan")})
+            pl_module.log_dict({"test/parzen_ll": float("nan"), "test/parzen_ll_se": float("nan")},
+                               sync_dist=True)
             return
         self.result = parzen_evaluation(samples, val, test, sigmas=self.sigmas, signed_inputs=True)
+        # the same on every rank (same seed, weights, whole splits): the mean keeps it, Lightning stays quiet
         pl_module.log_dict({"test/parzen_ll": self.result.mean, "test/parzen_ll_se": self.result.std_error,
-                            "test/parzen_sigma": self.result.sigma})
+                            "test/parzen_sigma": self.result.sigma}, sync_dist=True)

@@ -15,7 +15,7 @@ protocol                   members                                              
 :class:`LatentPrior`       FixedNoise + ``noise``, ``random_labels``                       ``interpolation``                                  GAN family
 :class:`Embeddings`        ``embedding_pairs``, ``generate_from_embeddings``, ``fixed_z``  ``embedding_interpolation``                        PixelCNN
 :class:`Samples`           ``sample``, ``sample_metrics``, ``has_ema``                     ``evaluation`` (FID/KID), ``parzen``               GAN family (PixelCNN opts out)
-:class:`GeneratorSteps`    ``generator_steps``                                             sample grids' captions                             GAN family, colorizers
+:class:`GeneratorSteps`    ``generator_steps``, ``max_generator_steps``                    sample grids' captions, ``progress_bar``           GAN family, colorizers
 :class:`Colorizer`         ``colorize_rgb``                                                ``colorization``                                   colorizers
 :class:`Traversable`       ``traverse``, ``factor_latent``                                 ``traversal``                                      DC-IGN
 :class:`ScatteredFactors`  ``scatter``, ``factor_latent``                                  ``factor_scatter``                                 DC-IGN
@@ -23,7 +23,8 @@ protocol                   members                                              
 :class:`SplitDatasets`     ``dataset(split)`` (of the datamodule)                          ``colorization``, ``traversal``, ``gmm_baseline``  every datamodule
 =========================  ==============================================================  =================================================  ==============================
 
-Checkpointing, the progress bar, the model summary and the divergence guard apply to every module.
+Checkpointing, the progress bar, the model summary, the divergence guard and the training monitor apply to
+every module.
 ``tests/callbacks/test_protocols.py`` checks this table against the presets in ``conf/model/``.
 """
 
@@ -81,9 +82,11 @@ class Samples(Protocol):
 
 class GeneratorSteps(Protocol):
     """``generator_steps``: generator iterations so far (the WGAN paper's unit, Arjovsky et al. 2017,
-    Fig. 3), shown in the sample grids' captions."""
+    Fig. 3), shown in the sample grids' captions; ``max_generator_steps``: the budget in them (``None``:
+    the trainer's epochs or steps), counted against by the progress bar."""
 
     generator_steps: int
+    max_generator_steps: int | None
 
 
 class Colorizer(Protocol):

@@ -52,7 +52,7 @@ class ConfiguredModule(LightningModule):
     def save_plain_hyperparameters(self) -> None:
         """``save_hyperparameters`` of the calling ``__init__``'s arguments less :data:`NOT_HYPERPARAMETERS`."""
         frame = inspect.currentframe().f_back
-        self.save_hyperparameters(ignore=list(NOT_HYPERPARAMETERS), frame=frame)
+        self.save_hyperparameters(ignore=list(NOT_HYPERPARAMETERS), frame=frame, logger=False)
 
     def optimizer_plan(self) -> list[tuple[str, Iterable[nn.Parameter], Callable, SchedulerFactories]]:
         """``[(name, parameters, partial optimizer, scheduler argument), ...]``, one per optimizer."""

@@ -4,6 +4,7 @@ a critic-iteration schedule, and a budget in generator iterations."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import torch
@@ -14,6 +15,7 @@ from lightning_modules.optimization import ConfiguredModule
 from lightning_modules.schedules import critic_iterations
 
 NETWORKS = ("generator", "discriminator")
+log = logging.getLogger("genforge")
 
 
 class TwoPlayerModule(ConfiguredModule):
@@ -30,7 +32,9 @@ class TwoPlayerModule(ConfiguredModule):
     (Arjovsky et al. 2017, Fig. 3), logged as ``train/generator_steps`` and, beside the validation
     metrics, ``val/generator_steps``, and saved in checkpoints. ``max_generator_steps`` is the budget in
     that unit: when it is reached, training stops after that batch (``trainer.should_stop``), with a last
-    validation and checkpoint even inside an epoch.
+    validation and checkpoint even inside an epoch, and one line says so ("stopped: budget of 1,240
+    generator iterations reached (model.max_generator_steps)"). A run resumed from a checkpoint that
+    already spent the budget takes no step: it says so in one line, naming the key to raise.
 
     **Critic iterations.** The generator steps after ``n_critic`` discriminator steps (Goodfellow et al.
     2014's ``k``, Algorithm 1), or after :func:`lightning_modules.schedules.critic_iterations`'s count when
@@ -147,8 +151,26 @@ class TwoPlayerModule(ConfiguredModule):
         else:
             self.generator_steps += 1
             self.log("train/generator_steps", float(self.generator_steps))
-            if self.max_generator_steps is not None and self.generator_steps >= self.max_generator_steps:
+            if self.budget_spent():
                 self.trainer.should_stop = True  # validation and checkpoints still run after this batch
+                if self.trainer.is_global_zero:
+                    log.info(f"stopped: budget of {self.max_generator_steps:,} generator iterations reached "
+                             "(model.max_generator_steps)")
+
+    def budget_spent(self) -> bool:
+        """Whether :attr:`generator_steps` has reached ``max_generator_steps`` (never without a budget)."""
+        return self.max_generator_steps is not None and self.generator_steps >= self.max_generator_steps
+
+    def on_train_start(self) -> None:
+        if self.budget_spent():  # a resume with nothing left to do
+            self.trainer.should_stop = True
+            if self.trainer.is_global_zero:
+                log.info(f"stopped: budget of {self.max_generator_steps:,} generator iterations already reached "
+                         f"by the checkpoint (model.max_generator_steps); raise it to train on, e.g. "
+                         f"model.max_generator_steps={2 * self.max_generator_steps}")
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> int | None:
+        return -1 if self.budget_spent() else None  # -1: Lightning skips the rest of the epoch
 
     @torch.no_grad()
     def constrain(self, network: nn.Module) -> None:

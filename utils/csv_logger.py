@@ -8,8 +8,10 @@ Two cases start a writer on a file that already holds rows:
 * A run resumed into its own folder (``ckpt_path=<run>/checkpoints/last.ckpt hydra.run.dir=<run>``, or
   a requeued cluster job) starts a new writer there. Lightning's writer deletes the old ``metrics.csv``
   ("Previous log files in this directory will be deleted"); here the new rows are appended to it, so the
-  epochs before the crash stay in the log. Rows logged after the resumed checkpoint was saved appear
-  twice, once from each run, with the same ``step``.
+  epochs before the crash stay in the log. After :meth:`CSVLogger.resume` (called by
+  :class:`callbacks.resumed_history.ResumedHistory` when the Trainer resumes), the resumed run's first row
+  first drops the rows logged after the checkpoint was saved and the old run's test rows, so the file
+  reads as one history.
 
 A header change rewrites the file through :func:`utils.io.atomic_path` (on a local disk), so a crash
 mid-rewrite leaves the old file whole.
@@ -18,13 +20,17 @@ mid-rewrite leaves the old file whole.
 from __future__ import annotations
 
 import csv
+import logging
 
 from fsspec.implementations.local import LocalFileSystem
 from lightning_fabric.loggers.logger import rank_zero_experiment
+from lightning_fabric.utilities.rank_zero import rank_zero_only
 from pytorch_lightning.loggers import CSVLogger as _LightningCSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
 from utils.io import atomic_path
+
+log = logging.getLogger("genforge")
 
 
 class _HeaderKeepingWriter(ExperimentWriter):
@@ -57,3 +63,46 @@ class CSVLogger(_LightningCSVLogger):
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = _HeaderKeepingWriter(log_dir=self.log_dir)
         return self._experiment
+
+    def resume(self) -> None:
+        """The Trainer resumed from a checkpoint: before the first row this run logs, at step ``S``, drop
+        the old rows at step ``S`` or later (logged after the checkpoint was saved; this run logs them again)
+        and the old run's test rows (a ``test/`` value: this run tests again at its end). Lightning's
+        ``step`` is its count of training batches, which the checkpoint restores."""
+        self._resumed = True
+
+    @rank_zero_only
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        if getattr(self, "_resumed", False) and step is not None:
+            self._resumed = False
+            self.drop_rows_from(step)
+        super().log_metrics(metrics, step)
+
+    def drop_rows_from(self, step: int) -> int:
+        """Drop from ``metrics.csv`` the rows at logging step ``step`` or later and every test row (see
+        :meth:`resume`). A remote or missing file is left as it is. Returns the number of rows dropped.
+
+        Raises:
+            OSError: the file cannot be rewritten (the old file stays whole: the rewrite is atomic).
+        """
+        path = self.experiment.metrics_file_path
+        if not isinstance(self._fs, LocalFileSystem) or not self._fs.isfile(path):
+            return 0
+        with open(path, newline="") as file:
+            reader = csv.DictReader(file)
+            rows, header = list(reader), reader.fieldnames or []
+
+        def kept(row: dict) -> bool:
+            stale = row.get("step") not in (None, "") and float(row["step"]) >= step
+            tested = any(value not in (None, "") for key, value in row.items() if key and key.startswith("test/"))
+            return not stale and not tested
+
+        keep = [row for row in rows if kept(row)]
+        if len(keep) < len(rows):
+            with atomic_path(path) as temporary, open(temporary, "w", newline="") as file:
+                writer = csv.DictWriter(file, fieldnames=header)
+                writer.writeheader()
+                writer.writerows(keep)
+            log.info(f"{path}: resumed at step {step}: dropped {len(rows) - len(keep)} rows logged after the "
+                     "checkpoint or by the old run's test (this run logs them again)")
+        return len(rows) - len(keep)

@@ -98,7 +98,7 @@ class DeepGMMModule(LightningModule):
                 raise ValueError(f"model.{key} must be one of {allowed}, got {value!r}")
         if em == "soft" and mstep == "sgd":
             raise ValueError("model.mstep=sgd is implemented for hard EM only (model.em=hard)")
-        self.save_hyperparameters()
+        self.save_hyperparameters(logger=False)
         self.hparams.components = components
         self.automatic_optimization = False
         self.gmm = DeepGMM(dim, components, path_prior, requires_grad=True)

@@ -34,3 +34,30 @@ def test_a_run_resumed_into_its_folder_appends_to_metrics_csv(tmp_path):
     assert [row["test/loss"] for row in rows] == ["", "", "60.0", "80.0"]
     # the header change went through a temporary file, renamed onto metrics.csv: none is left behind
     assert sorted(p.name for p in (tmp_path / "csv").iterdir()) == ["metrics.csv"]
+
+
+def test_a_resumed_run_drops_the_rows_after_its_checkpoint_and_the_old_test_row(tmp_path):
+    # the first run: training rows at steps 0-9, a validation row at step 9, its test row at step 10
+    first = CSVLogger(save_dir=str(tmp_path), name="csv", version="")
+    for step in range(10):
+        first.log_metrics({"train/loss": float(step)}, step=step)
+    first.log_metrics({"val/loss": 0.5}, step=9)
+    first.log_metrics({"test/loss": 0.25}, step=10)
+    first.save()
+    # resumed from a checkpoint taken after step 5: its first row is step 6
+    resumed = CSVLogger(save_dir=str(tmp_path), name="csv", version="")
+    resumed.resume()
+    for step in range(6, 12):
+        resumed.log_metrics({"train/loss": 100.0 + step}, step=step)
+    resumed.log_metrics({"test/loss": 0.125}, step=12)
+    resumed.save()
+    header, rows = _rows(resumed.experiment.metrics_file_path)
+    assert [int(row["step"]) for row in rows] == [*range(12), 12]
+    assert [float(row["train/loss"]) for row in rows[:12]] == [*map(float, range(6)), *(100.0 + s for s in range(6, 12))]
+    assert [row["test/loss"] for row in rows] == [""] * 12 + ["0.125"]  # the old test row is gone
+    assert all(row["val/loss"] == "" for row in rows)  # logged after the checkpoint: this run logs it again
+    # without resume() a new writer only appends (ddp_spawn's test stage)
+    again = CSVLogger(save_dir=str(tmp_path), name="csv", version="")
+    again.log_metrics({"test/loss": 0.0625}, step=12)
+    again.save()
+    assert len(_rows(again.experiment.metrics_file_path)[1]) == 14

@@ -97,19 +97,36 @@ def test_colorize_command_on_a_true_grayscale_photo(tmp_path):
 
 
 def test_colorize_bad_inputs(tmp_path):
-    from colorize import input_images
-    from datamodules.image_files import decode_image
+    from colorize import input_images, read_inputs
+    from utils.errors import InputError, MissingFileError
 
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="no image files"):
+    with pytest.raises(MissingFileError, match="no image files"):
         input_images(tmp_path / "empty")
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(MissingFileError, match="does not exist"):
         input_images(tmp_path / "missing.png")
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not a png at all")
-    with pytest.raises(ValueError, match="broken.png"):
-        decode_image(bad, channels=3)
-    from colorize import read_inputs
-
-    with pytest.raises(ValueError, match="no photo named"):
+    with pytest.raises(InputError, match="broken.png"):
+        read_inputs(str(bad))
+    with pytest.raises(InputError, match="no photo named"):
         read_inputs("skimage:no_such_photo")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec, message", [("missing.png", "input=.*missing.png does not exist"),
+                                           ("skimage:camerra", "scikit-image has no photo named 'camerra'")])
+def test_colorize_command_reports_a_bad_input_in_one_line(tmp_path, spec, message):
+    import re
+    import subprocess
+    import sys
+
+    from tests.hydra_helpers import ROOT
+
+    spec = str(tmp_path / spec) if not spec.startswith("skimage:") else spec
+    proc = subprocess.run([sys.executable, "colorize.py", f"ckpt_path={tmp_path / 'nothing.ckpt'}", f"input={spec}",
+                           f"hydra.run.dir={tmp_path / 'out'}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr + proc.stdout
+    [line] = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
+    assert re.search(message, line), line
