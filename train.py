@@ -188,6 +188,10 @@ def run(cfg: DictConfig) -> dict[str, float]:
             if ckpt_path is not None and str(ckpt_path) not in LIGHTNING_CKPT_NAMES:
                 check_resumable(ckpt_path, model, cfg.model, model_choice("model"))
             trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path)
+            if interruption.received is not None:  # it came after the last training batch: no test
+                log.error(f"{interruption.received.name}: came after the last training batch; the last "
+                          "checkpoint holds the trained state; no test")
+                raise SystemExit(interruption.exit_code)
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
         if cfg.get("test", True):
             ckpt = _test_checkpoint(trainer, cfg)

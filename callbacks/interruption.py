@@ -11,6 +11,8 @@ import subprocess
 import threading
 from pathlib import Path
 
+import torch
+
 from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.trainer.states import TrainerFn
@@ -44,10 +46,14 @@ def slurm_job_id() -> str | None:
 class Interruption(Callback):
     """End a run that a signal stops with a checkpoint of the step it reached, one line, and an exit status.
 
-    Lightning's part: on SIGTERM (Slurm's preemption and time-limit signal, ``timeout``, ``kill``) the
-    Trainer finishes the current batch and raises ``SIGTERMException`` (a ``SystemExit`` without a code,
-    so by itself the process would exit 0). This callback adds, while the Trainer fits:
+    Lightning's part: once told of SIGTERM (Slurm's preemption and time-limit signal, ``timeout``,
+    ``kill``) the Trainer finishes the current batch and raises ``SIGTERMException`` (a ``SystemExit``
+    without a code, so by itself the process would exit 0). This callback adds, while the Trainer fits:
 
+    - **SIGTERM** is handled here instead of by Lightning's handler, which under DDP broadcasts from inside
+      the signal handler and deadlocks the ranks: a signal is noted, and at the end of the current training
+      batch the ranks agree (one collective per batch under DDP) and all stop after that same batch. A
+      signal during validation lets the validation finish; training stops after the next batch.
     - **Ctrl-C** (SIGINT) stops the same way, after the current batch (a second Ctrl-C aborts at once,
       without a checkpoint: the state mid-step is not one to resume from).
     - **The Slurm requeue signal** (``requeue_signal``, ``USR2``: the one submitit asks Slurm to send
@@ -100,25 +106,41 @@ class Interruption(Callback):
 
     # ------------------------------------------------------------------ signals
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        # after the Trainer registered its SIGTERM handler (it restores every handler at its teardown)
+        # after the Trainer registered its own SIGTERM handler, which this replaces (the Trainer restores
+        # every handler it found at its teardown): Lightning 2.6's handler broadcasts over the process group
+        # from inside the signal handler, at whatever collective the rank is in, which deadlocks DDP
         if threading.current_thread() is not threading.main_thread():
             return
-        signal.signal(signal.SIGINT, self._stop_after_batch)
+        self._pending = False
+        signal.signal(signal.SIGTERM, self._note)
+        signal.signal(signal.SIGINT, self._note)
         if self.requeue_signal is not None and slurm_job_id() is not None:
-            signal.signal(self.requeue_signal, self._stop_after_batch)
+            signal.signal(self.requeue_signal, self._note)
 
-    def _stop_after_batch(self, signum: int, frame) -> None:
-        """First signal: ask the Trainer to stop after this batch, as it does for SIGTERM (by sending this
-        process SIGTERM, which its handler turns into ``SIGTERMException`` at the batch's end, synchronised
-        across ranks). A second Ctrl-C raises ``KeyboardInterrupt`` at once."""
+    def _note(self, signum: int, frame) -> None:
+        """The signal handler: note the first signal; the run stops at the end of the current training batch
+        (:meth:`on_train_batch_end`). A second Ctrl-C raises ``KeyboardInterrupt`` at once."""
         if self.received is not None:
             if signum == signal.SIGINT:
                 raise KeyboardInterrupt
             return
-        self.received = signal.Signals(signum)
+        self.received, self._pending = signal.Signals(signum), True
         log.warning(f"{self.received.name}: stopping after this batch and saving last.ckpt"
                     + (" (Ctrl-C again to stop at once, without a checkpoint)" if signum == signal.SIGINT else ""))
-        os.kill(os.getpid(), signal.SIGTERM)
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int):
+        """Stop after this batch when a signal came, on every rank at the same batch: under DDP the ranks
+        agree first (any rank's signal stops all, a collective per batch), then the Trainer is told as its own
+        SIGTERM handler would (``received_sigterm``): it raises ``SIGTERMException`` after the batch."""
+        pending = getattr(self, "_pending", False)
+        if trainer.world_size > 1:
+            pending = trainer.strategy.reduce_boolean_decision(pending, all=False)
+            if pending:  # the signal one rank got, for every rank's exit status
+                number = torch.tensor(int(self.received or 0), device=trainer.strategy.root_device)
+                self.received = signal.Signals(int(trainer.strategy.reduce(number, reduce_op="max")))
+        if pending:
+            self._pending = False
+            trainer._signal_connector.received_sigterm = True  # what Lightning's SIGTERM handler sets
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         if isinstance(exception, KeyboardInterrupt):

@@ -189,3 +189,26 @@ def test_a_budget_says_when_it_stops_also_on_a_resume_with_nothing_left(tmp_path
     assert _generator_steps(rows) == list(range(1, 13))
     tested = [i for i, row in enumerate(rows) if any(v for k, v in row.items() if k.startswith("test/"))]
     assert tested == [len(rows) - 1]  # the earlier runs' test rows do not sit between training rows
+
+
+def test_sigterm_to_every_ddp_rank_stops_them_at_the_same_batch(tmp_path):
+    # Slurm signals every task; Lightning 2.6's own handler broadcast from inside the signal handler and
+    # deadlocked the ranks here. trainer=ddp on the CPU: rank 0 is train.py, rank 1 the script re-launched.
+    run = tmp_path / "run"
+    args = [*FAST, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.log_every_n_steps=1",
+            "logger=wandb", f"hydra.run.dir={run}"]
+    proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None and len(_generator_steps(_rows(run))) < 5:
+        time.sleep(0.2)
+    ranks = subprocess.run(["pgrep", "-f", f"hydra.run.dir={run}"], capture_output=True, text=True).stdout.split()
+    assert len(ranks) == 2, ranks
+    for pid in ranks:
+        os.kill(int(pid), signal.SIGTERM)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 143, err[-3000:]
+    match = _stopped_line(subprocess.CompletedProcess(args, 143, out, err), "SIGTERM")
+    assert _checkpoint(Path(match[3]))["generator_steps"] == int(match[1])
+    assert json.loads((run / "status.json").read_text())["status"] == "preempted"
+    assert ending(run_files(run)[0]) | {"run_id": None} == {"run_id": None, "exit_code": 143, "preempting": True}
