@@ -212,3 +212,31 @@ def test_sigterm_to_every_ddp_rank_stops_them_at_the_same_batch(tmp_path):
     assert _checkpoint(Path(match[3]))["generator_steps"] == int(match[1])
     assert json.loads((run / "status.json").read_text())["status"] == "preempted"
     assert ending(run_files(run)[0]) | {"run_id": None} == {"run_id": None, "exit_code": 143, "preempting": True}
+
+
+def test_the_slurm_launcher_preset_asks_slurm_for_the_requeue_signal_and_requeues(tmp_path, monkeypatch):
+    """conf/hydra/launcher/slurm.yaml through submitit, as Hydra's submitit launcher passes it (a stand-in
+    srun on PATH: submitit looks for one): the sbatch script asks for USR2 120 s before the time limit (the
+    signal train.py's requeue_signal handles) and lets Slurm requeue the job."""
+    import submitit
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+    from omegaconf import OmegaConf
+
+    from tests.hydra_helpers import compose_train
+
+    (tmp_path / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (tmp_path / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    cfg = compose_train(["hydra/launcher=slurm", f"hydra.sweep.dir={tmp_path / 'sweep'}"], tmp_path / "run")
+    assert cfg.requeue_signal == "USR2"
+    params = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    for key in ("_target_", "submitit_folder"):
+        params.pop(key)
+    # the launcher's own mapping (hydra_submitit_launcher.submitit_launcher.BaseSubmititLauncher.launch)
+    executor = submitit.AutoExecutor(folder=tmp_path / "submitit", cluster="slurm",
+                                     slurm_max_num_timeout=params.pop("max_num_timeout"))
+    base = set(OmegaConf.structured(BaseQueueConf).keys())
+    executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items() if v is not None})
+    script = executor._executor._make_submission_file_text("python train.py", "uid").splitlines()
+    assert "#SBATCH --signal=USR2@120" in script and "#SBATCH --requeue" in script
+    assert executor._executor.max_num_timeout == 3
