@@ -203,14 +203,12 @@ def run(cfg: DictConfig) -> dict[str, float]:
         return metrics
     except (SystemExit, KeyboardInterrupt) as stop:  # Lightning's SIGTERMException, its exit(1) after Ctrl-C
         if isinstance(stop, KeyboardInterrupt) and (interruption is None or interruption.received is None):
-            status.status, status.exit_code, status.signal = "interrupted", 130, "SIGINT"
+            status.status, status.exit_code, status.signal = "interrupted", 130, "SIGINT"  # outside training
             raise SystemExit(130) from None
         if interruption is None or interruption.received is None:
             raise
-        status.status, status.exit_code = interruption.status, interruption.exit_code
-        status.signal, status.requeued = interruption.received.name, interruption.requeued
-        status.checkpoint = None if interruption.checkpoint is None else str(interruption.checkpoint)
-        raise SystemExit(interruption.exit_code) from None
+        interruption.record(status)
+        raise SystemExit(status.exit_code) from None
     except BaseException as error:
         status.error = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise

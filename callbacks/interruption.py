@@ -104,6 +104,15 @@ class Interruption(Callback):
         """``128 + signal number`` of the signal that stopped the run, or ``None``."""
         return None if self.received is None else 128 + int(self.received)
 
+    def record(self, status) -> None:
+        """Fill the :class:`utils.run_status.RunStatus` ``status`` with how the signal ended the run (status,
+        exit code, signal, checkpoint, requeue); nothing when no signal came."""
+        if self.received is None:
+            return
+        status.status, status.exit_code, status.signal = self.status, self.exit_code, self.received.name
+        status.checkpoint = None if self.checkpoint is None else str(self.checkpoint)
+        status.requeued = self.requeued
+
     # ------------------------------------------------------------------ signals
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # after the Trainer registered its own SIGTERM handler, which this replaces (the Trainer restores
