@@ -90,6 +90,7 @@ class Interruption(Callback):
         self.received: signal.Signals | None = None
         self.checkpoint: Path | None = None
         self.requeued = False
+        self._pending = False  # a signal noted, not yet acted on
 
     # ------------------------------------------------------------------ after the run
     @property
@@ -141,7 +142,7 @@ class Interruption(Callback):
         """Stop after this batch when a signal came, on every rank at the same batch: under DDP the ranks
         agree first (any rank's signal stops all, a collective per batch), then the Trainer is told as its own
         SIGTERM handler would (``received_sigterm``): it raises ``SIGTERMException`` after the batch."""
-        pending = getattr(self, "_pending", False)
+        pending = self._pending
         if trainer.world_size > 1:
             pending = trainer.strategy.reduce_boolean_decision(pending, all=False)
             if pending:  # the signal one rank got, for every rank's exit status
