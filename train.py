@@ -90,8 +90,8 @@ def run_callbacks(cfg: DictConfig) -> list:
     callbacks = instantiate_group(cfg.get("callbacks"), "callbacks")
     callbacks.append(RunIdentity(preset=model_choice("model"), data=model_choice("data"),
                                  targets=model_targets(cfg.model)))
-    try:
-        callbacks.append(Interruption(requeue_signal=cfg.get("requeue_signal", "USR2")))
+    try:  # first, so that its signal handlers are in place before the other callbacks' setup (FID features)
+        callbacks.insert(0, Interruption(requeue_signal=cfg.get("requeue_signal", "USR2")))
     except ValueError as error:
         from utils.errors import InputError
 

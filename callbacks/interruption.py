@@ -53,7 +53,9 @@ class Interruption(Callback):
     - **SIGTERM** is handled here instead of by Lightning's handler, which under DDP broadcasts from inside
       the signal handler and deadlocks the ranks: a signal is noted, and at the end of the current training
       batch the ranks agree (one collective per batch under DDP) and all stop after that same batch. A
-      signal during validation lets the validation finish; training stops after the next batch.
+      signal during validation lets the validation finish; training stops after the next batch. A signal
+      before training (the one-time costs of ``on_fit_start``, the sanity check) stops it after its first
+      batch. The handlers are those of the fit only: ``setup`` installs them, ``teardown`` restores.
     - **Ctrl-C** (SIGINT) stops the same way, after the current batch (a second Ctrl-C aborts at once,
       without a checkpoint: the state mid-step is not one to resume from).
     - **The Slurm requeue signal** (``requeue_signal``, ``USR2``: the one submitit asks Slurm to send
@@ -91,6 +93,7 @@ class Interruption(Callback):
         self.checkpoint: Path | None = None
         self.requeued = False
         self._pending = False  # a signal noted, not yet acted on
+        self._previous: dict = {}  # the handlers found at setup
 
     # ------------------------------------------------------------------ after the run
     @property
@@ -115,17 +118,38 @@ class Interruption(Callback):
         status.requeued = self.requeued
 
     # ------------------------------------------------------------------ signals
+    def _signals(self) -> list[signal.Signals]:
+        """The signals handled while fitting: SIGTERM, SIGINT and, inside a Slurm job, the requeue signal."""
+        requeue = [self.requeue_signal] if self.requeue_signal is not None and slurm_job_id() is not None else []
+        return [signal.SIGTERM, signal.SIGINT, *requeue]
+
+    def _install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for signum in self._signals():
+                signal.signal(signum, self._note)
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        # from the start of fitting (the one-time costs of on_fit_start, the sanity check): a signal is
+        # noted and acted on after the first training batch
+        if stage == "fit" and threading.current_thread() is threading.main_thread():
+            self._previous = {signum: signal.getsignal(signum) for signum in self._signals()}
+            self._install()
+
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        # after the Trainer registered its own SIGTERM handler, which this replaces (the Trainer restores
-        # every handler it found at its teardown): Lightning 2.6's handler broadcasts over the process group
-        # from inside the signal handler, at whatever collective the rank is in, which deadlocks DDP
-        if threading.current_thread() is not threading.main_thread():
-            return
-        self._pending = False
-        signal.signal(signal.SIGTERM, self._note)
-        signal.signal(signal.SIGINT, self._note)
-        if self.requeue_signal is not None and slurm_job_id() is not None:
-            signal.signal(self.requeue_signal, self._note)
+        # again, after the Trainer registered its own SIGTERM handler beside this one (it restores what it
+        # found at its teardown): Lightning 2.6's handler broadcasts over the process group from inside the
+        # signal handler, at whatever collective the rank is in, which deadlocks DDP
+        self._install()
+
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self._restore()
+
+    def _restore(self) -> None:
+        """Put back the handlers found at ``setup`` (after fitting, and after an exception in it)."""
+        if threading.current_thread() is threading.main_thread():
+            for signum, handler in getattr(self, "_previous", {}).items():
+                signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        self._previous = {}
 
     def _note(self, signum: int, frame) -> None:
         """The signal handler: note the first signal; the run stops at the end of the current training batch
@@ -153,6 +177,7 @@ class Interruption(Callback):
             trainer._signal_connector.received_sigterm = True  # what Lightning's SIGTERM handler sets
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        self._restore()
         if isinstance(exception, KeyboardInterrupt):
             self.received = signal.SIGINT
             log.error(f"SIGINT: stopped at once at {self._where(trainer, pl_module)}; no checkpoint written for "
