@@ -33,28 +33,41 @@ from utils.io import atomic_path
 log = logging.getLogger("genforge")
 
 
+def read_rows(path: str) -> tuple[list[str], list[dict]]:
+    """The header and the rows of the CSV file ``path``."""
+    with open(path, newline="") as file:
+        reader = csv.DictReader(file)
+        return reader.fieldnames or [], list(reader)
+
+
+def write_rows(path: str, header: list[str], rows: list[dict]) -> None:
+    """Replace the CSV file ``path`` by ``header`` and ``rows``, atomically (:func:`utils.io.atomic_path`)."""
+    with atomic_path(path) as temporary, open(temporary, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 class _HeaderKeepingWriter(ExperimentWriter):
     def _check_log_dir_exists(self) -> None:
         """Keep an existing ``metrics.csv`` (Lightning deletes it): new rows are appended."""
 
     def _rewrite_with_new_header(self, fieldnames: list[str]) -> None:
         with self._fs.open(self.metrics_file_path, "r", newline="") as file:
-            reader = csv.DictReader(file)
-            rows, header = list(reader), reader.fieldnames or []
+            header = csv.DictReader(file).fieldnames or []
         self.metrics_keys = sorted(set(fieldnames) | set(header))
         if not isinstance(self._fs, LocalFileSystem):  # a remote file system: Lightning's rewrite in place
             super()._rewrite_with_new_header(self.metrics_keys)
             return
-        with atomic_path(self.metrics_file_path) as temporary, open(temporary, "w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=self.metrics_keys)
-            writer.writeheader()
-            writer.writerows(rows)
+        write_rows(self.metrics_file_path, self.metrics_keys, read_rows(self.metrics_file_path)[1])
 
 
 class CSVLogger(_LightningCSVLogger):
     """``pytorch_lightning.loggers.CSVLogger`` (same arguments) whose ``metrics.csv`` survives a new
     writer: a writer in a new process (``ddp_spawn``'s test stage) keeps the columns of the rows already
     in the file, and a run resumed into the same folder appends to the file instead of deleting it."""
+
+    _resumed = False  # set by resume(): the next row first drops the rows it supersedes
 
     @property
     @rank_zero_experiment
@@ -73,7 +86,7 @@ class CSVLogger(_LightningCSVLogger):
 
     @rank_zero_only
     def log_metrics(self, metrics: dict, step: int | None = None) -> None:
-        if getattr(self, "_resumed", False) and step is not None:
+        if self._resumed and step is not None:
             self._resumed = False
             self.drop_rows_from(step)
         super().log_metrics(metrics, step)
@@ -88,9 +101,7 @@ class CSVLogger(_LightningCSVLogger):
         path = self.experiment.metrics_file_path
         if not isinstance(self._fs, LocalFileSystem) or not self._fs.isfile(path):
             return 0
-        with open(path, newline="") as file:
-            reader = csv.DictReader(file)
-            rows, header = list(reader), reader.fieldnames or []
+        header, rows = read_rows(path)
 
         def kept(row: dict) -> bool:
             stale = row.get("step") not in (None, "") and float(row["step"]) >= step
@@ -99,10 +110,7 @@ class CSVLogger(_LightningCSVLogger):
 
         keep = [row for row in rows if kept(row)]
         if len(keep) < len(rows):
-            with atomic_path(path) as temporary, open(temporary, "w", newline="") as file:
-                writer = csv.DictWriter(file, fieldnames=header)
-                writer.writeheader()
-                writer.writerows(keep)
+            write_rows(path, header, keep)
             log.info(f"{path}: resumed at step {step}: dropped {len(rows) - len(keep)} rows logged after the "
                      "checkpoint or by the old run's test (this run logs them again)")
         return len(rows) - len(keep)
