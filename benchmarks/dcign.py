@@ -1,15 +1,16 @@
 """DC-IGN against its entangled baseline on the rendered faces for one fixed budget (Kulkarni et al. 2015).
 
 Both presets train with ``python train.py model=<preset> data=faces3d trainer.max_epochs=<E>`` (64 x 64,
-the paper's network, RMSprop 5e-4, batches varied in the ratio 1:1:1:10) and are tested with their best
-checkpoint on the disjoint test heads. The table gives, per extrinsic factor, Pearson's r between the
-factor's latent and the true value (DC-IGN: its assigned latent; baseline: the latent of largest variance
-over batches where that factor varies, Sec. 4.1.1), the invariance ratio (within-batch variance of the
-other latents / their variance over the test set, on batches where the factor varies), the novel-view MSE
-beside the unswapped one (the first view's own reconstruction against the other views: what turning the
-face must beat) and the reconstruction MSE (pixels in [0, 1]). Targets: |r| >= 0.9 for azimuth, elevation
-and light, and DC-IGN's novel-view MSE below the baseline's. Each preset's last traversal grids and test
-scatter plots are copied to ``docs/results/dcign/``.
+the paper's network, the paper's rmsprop with momentum (``model/optimizer=dcign_reference``) at 5e-4,
+batches varied in the ratio 1:1:1:10) and are tested with their best checkpoint on the disjoint test
+heads. The table gives, per extrinsic factor, Pearson's r between the factor's latent and the true value
+(DC-IGN: its assigned latent; baseline: the latent of largest variance over batches where that factor
+varies, Sec. 4.1.1), the invariance ratio (within-batch variance of the other latents / their variance
+over the test set, on batches where the factor varies), the novel-view MSE beside the unswapped one (the
+first view's own reconstruction against the other views: what turning the face must beat) and the
+reconstruction MSE (pixels in [0, 1]). Targets: |r| >= 0.9 for azimuth, elevation and light, and DC-IGN's
+novel-view MSE below the baseline's. Each preset's last traversal grids and test scatter plots are
+copied to ``docs/results/dcign/``.
 
     python benchmarks/dcign.py [--epochs 8] [--presets dcign dcign_baseline] [extra overrides ...]
     python benchmarks/dcign.py --epochs 20 model.encoder.widths=[32,32,32]     # the README's table

@@ -18,7 +18,7 @@ from lightning_modules.dcign.disentanglement import (
     swap_latents,
     within_batch_variance,
 )
-from lightning_modules.dcign.invariance import CLAMP_MODES, clamp_inactive
+from lightning_modules.dcign.invariance import check_clamp_mode, clamp_inactive
 from lightning_modules.optimization import ConfiguredModule
 
 #: constructor arguments kept out of the checkpoint's hyper-parameters (rebuilt from the run's config)
@@ -51,12 +51,12 @@ class DCIGNModule(ConfiguredModule):
     Training (Sec. 3.1-3.2): each batch ``(images, factors, batch_type)`` (see
     :mod:`datamodules.factors.batches`) varies one factor. The encoder gives ``Q(z|x) = N(mu, exp(logvar))``;
     a sample ``z`` is drawn; with ``invariance=True`` every latent outside the varied factor's group is
-    clamped and its whole gradient replaced (:func:`lightning_modules.dcign.invariance.clamp_inactive`; its KL
-    term counts in the loss but passes no gradient, see :meth:`kl_divergence`, unless ``clamped_kl``); the
-    decoder reconstructs the batch. The loss is the negative ELBO per image, in nats:
-    ``-log P(x|z) + kl_weight * KL(Q(z|x) || N(0, I))`` (Kingma & Welling 2014, eq. 10), with a Bernoulli
-    or a Gaussian (``gaussian_sigma``, pixels in ``[0, 1]``) likelihood. ``invariance=False`` is the
-    paper's entangled baseline: plain SGVB on the same batches.
+    clamped and its whole gradient replaced (:func:`lightning_modules.dcign.invariance.clamp_inactive`, the
+    rule ``clamp``: the paper's clamps the sample, the reference code's the mean and log-variance before
+    sampling, see :meth:`elbo_terms`); the decoder reconstructs the batch. The loss is the negative ELBO
+    per image, in nats: ``-log P(x|z) + kl_weight * KL(Q(z|x) || N(0, I))`` (Kingma & Welling 2014,
+    eq. 10), with a Bernoulli or a Gaussian (``gaussian_sigma``, pixels in ``[0, 1]``) likelihood.
+    ``invariance=False`` is the paper's entangled baseline: plain SGVB on the same batches.
 
     Evaluation (Sec. 4), on validation and test, from the encoder means:
 
@@ -82,16 +82,22 @@ class DCIGNModule(ConfiguredModule):
             (:func:`default_latent_groups`: one latent per extrinsic batch type in order, the rest
             intrinsic; faces: azimuth ``[0, 1]``, elevation ``[1, 2]``, light ``[2, 3]``, intrinsic ``[3, 200]``).
         invariance: clamp + replace gradients (DC-IGN); False: plain SGVB (the baseline).
-        clamp: ``"mean"`` (paper) or ``"first"`` (reference code), see :data:`CLAMP_MODES`.
-        invariance_lambda: the replaced gradient's ``lambda`` (paper: 1/100), relative to the objective
-            summed over the batch as in the reference code: with our per-image mean loss a clamped latent
-            receives ``lambda / B * (z_i - mean_i)``, the reference code's ratio to each image's own gradient.
+        clamp: ``"mean"`` (paper: the sample clamped to the batch mean, pulled towards it),
+            ``"reference"`` (the reference code: mean and log-variance clamped to the first image's, fresh
+            noise, pushed away from the batch mean) or ``"first"`` (the sample clamped to the first image's,
+            gradient 0; not the reference's rule), see
+            :data:`lightning_modules.dcign.invariance.CLAMP_RULES`.
+        invariance_lambda: the replaced gradient's ``lambda`` (paper: 1/100; the reference code's
+            ``--invariance_strength``, default 0), relative to the objective summed over the batch as in the
+            reference code: with our per-image mean loss a clamped latent receives
+            ``lambda / B * (z_i - mean_i)``, the reference code's ratio to each image's own gradient.
         likelihood: ``"bernoulli"`` or ``"gaussian"``.
         gaussian_sigma: the Gaussian likelihood's standard deviation (pixels in ``[0, 1]``).
         kl_weight: weight of the KL term (1: SGVB).
-        clamped_kl: False (the paper): a clamped latent's KL term passes no gradient, its whole gradient is
-            ``lambda / B * (z_i - mean_i)``; True: the prior pulls every latent in every batch (how the two
-            compare at genforge's budgets: docs/dcign.md).
+        clamped_kl: False (the paper; the reference code): a clamped latent's KL term passes no gradient,
+            its whole gradient is the replaced one; True: the KL of the unclamped mean and log-variance
+            passes its whole gradient, so the prior pulls every latent in every batch (how the two compare
+            at genforge's budgets: docs/dcign.md).
         kl_warmup_steps: raise the KL weight linearly from 0 to ``kl_weight`` over this many training
             steps (0: off, the paper). A standard remedy for posterior collapse (Bowman et al. 2016,
             Sec. 3.1; Sønderby et al. 2016): without it a latent whose factor changes few pixels (the
@@ -101,8 +107,9 @@ class DCIGNModule(ConfiguredModule):
             stepped once per epoch, or after every step when its class says ``interval = "step"``).
 
     Raises:
-        ValueError: on an unknown likelihood or clamp mode, a non-positive sigma, a batch type without a
-            latent group, or a group outside the code (names the config key).
+        ValueError: on an unknown likelihood or clamp mode (names ``model.clamp`` and its valid values), a
+            non-positive sigma, a batch type without a latent group, or a group outside the code (names
+            the config key).
     """
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, optimizer: Callable,
@@ -119,8 +126,7 @@ class DCIGNModule(ConfiguredModule):
             latent_groups = {str(k): [int(v) for v in g] for k, g in latent_groups.items()}
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"model.likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
-        if clamp not in CLAMP_MODES:
-            raise ValueError(f"model.clamp must be one of {CLAMP_MODES}, got {clamp!r}")
+        check_clamp_mode(clamp)
         if not isinstance(clamped_kl, bool):
             raise TypeError(f"model.clamped_kl must be true or false, got {clamped_kl!r}")
         if gaussian_sigma <= 0 or kl_weight < 0 or invariance_lambda < 0 or kl_warmup_steps < 0:
@@ -177,8 +183,9 @@ class DCIGNModule(ConfiguredModule):
 
         With ``active`` (bool ``(D,)``), the latents outside it count in the value but pass no gradient:
         a clamped latent's whole gradient is the replaced one, ``lambda / B * (z_i - mean_i)`` (Kulkarni et
-        al. 2015, Sec. 3.1; the reference code computes the KL on the clamped encoder output, behind the filter
-        that replaces the inactive gradients). Otherwise the prior would pull e.g. the azimuth latent
+        al. 2015, Sec. 3.1; the reference code computes the KL on the clamped encoder outputs, and its
+        gradient filter replaces their gradient, see ``model.clamp=reference``). Otherwise the prior would
+        pull e.g. the azimuth latent
         towards ``N(0, 1)`` in every batch while the reconstruction rewards it only in azimuth batches (1 in
         13): its posterior standard deviation stayed at 0.8-0.9 and the traversals barely turned the face.
         """
@@ -187,22 +194,51 @@ class DCIGNModule(ConfiguredModule):
             per_latent = torch.where(active, per_latent, per_latent.detach())
         return per_latent.sum() / len(mu)
 
+    @staticmethod
+    def reparameterize(mu: Tensor, logvar: Tensor) -> Tensor:
+        """``z = mu + eps * exp(logvar / 2)``, ``(B, D)``, with fresh noise ``eps ~ N(0, I)`` per image and
+        latent (Kingma & Welling 2014, Sec. 2.4; the reference code's ``modules/Reparametrize.lua``)."""
+        return mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+
     def elbo_terms(self, images: Tensor, batch_type: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """``(nll, kl, mu, logvar)`` of one batch; with ``batch_type`` and ``invariance`` the sampled code
-        is clamped and, unless ``clamped_kl``, the clamped latents' KL passes no gradient (training only)."""
+        """``(nll, kl, mu, logvar)`` of one batch of images ``(B, C, H, W)`` in ``[-1, 1]``: ``nll`` and
+        ``kl`` scalars in nats per image, ``mu`` and ``logvar`` ``(B, D)`` the encoder's unclamped outputs.
+
+        With ``batch_type`` and ``invariance`` (training only) the inactive latents are clamped
+        (:func:`lightning_modules.dcign.invariance.clamp_inactive`, with ``lambda / B``: the reference code's
+        lambda is relative to an objective summed over the batch, its criteria have ``sizeAverage=false``;
+        ours is the batch mean, so each image's own gradient is 1/B of the summed one):
+
+        - ``clamp=mean`` or ``first``: the sample ``z`` is clamped; the KL is that of the unclamped outputs,
+          its clamped latents passing no gradient (:meth:`kl_divergence`) unless ``clamped_kl``.
+        - ``clamp=reference`` (``monovariant_main.lua``): ``mu`` and ``logvar`` are clamped, then ``z`` is
+          sampled with fresh noise per image; the KL is that of the clamped ``mu`` and ``logvar`` through a
+          second application of the clamp, whose replaced gradient stands for the one the reference's
+          filter adds in its second backward pass (``encoder:backward(batch, dKLD_dw)``); so a clamped
+          entry ``x_i`` gets ``-2 * lambda / B * (x_i - mean_i)`` in all, whatever ``kl_weight`` (the
+          reference has none). With ``clamped_kl`` the KL is that of the unclamped outputs, passing its
+          whole gradient, and the replaced term enters once.
+        """
         target = to_unit(images)
         mu, logvar = self.encoder(target)
-        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-        kl_active = None  # the latents whose KL passes its gradient (None: all)
-        if batch_type is not None and self.hparams.invariance:
-            active = self.active_mask(batch_type)
-            # the reference code's lambda is relative to an objective summed over the batch (its criteria
-            # have sizeAverage=false); ours is the batch mean, so each image's own gradient is 1/B of the
-            # summed one, and the replaced gradient keeps the reference's ratio as lambda / B
-            z = clamp_inactive(z, active, self.hparams.invariance_lambda / len(z), self.hparams.clamp)
-            kl_active = None if self.hparams.clamped_kl else active
+        if batch_type is None or not self.hparams.invariance:
+            z, kl = self.reparameterize(mu, logvar), self.kl_divergence(mu, logvar)
+        else:
+            active, mode = self.active_mask(batch_type), self.hparams.clamp
+            lam = self.hparams.invariance_lambda / len(mu)
+
+            def clamp(x: Tensor) -> Tensor:
+                return clamp_inactive(x, active, lam, mode)
+
+            if check_clamp_mode(mode).site == "posterior":
+                z = self.reparameterize(clamp(mu), clamp(logvar))
+                kl = self.kl_divergence(mu, logvar) if self.hparams.clamped_kl else \
+                    self.kl_divergence(clamp(mu), clamp(logvar))
+            else:
+                z = clamp(self.reparameterize(mu, logvar))
+                kl = self.kl_divergence(mu, logvar, None if self.hparams.clamped_kl else active)
         nll = self.negative_log_likelihood(self.decoder(z, logits=True), target)
-        return nll, self.kl_divergence(mu, logvar, kl_active), mu, logvar
+        return nll, kl, mu, logvar
 
     # ------------------------------------------------------------------ training
     def current_kl_weight(self) -> float:

@@ -44,15 +44,44 @@ def test_clamp_to_batch_mean_and_replaced_gradient_by_hand():
     torch.testing.assert_close(grad, expected)
 
 
-def test_reference_code_variant_clamps_to_first_sample_with_zero_gradient():
+def test_first_variant_clamps_to_the_first_image_with_zero_gradient():
     out, grad = _clamp_with_grad("first")
     assert torch.equal(out, torch.tensor([[1.0, 2.0, -1.0], [3.0, 2.0, -1.0]]))
     assert torch.equal(grad, torch.tensor([[0.5, 0.0, 0.0], [-1.0, 0.0, 0.0]]))
 
 
+def test_reference_clamp_to_the_first_image_and_its_gradient_by_hand():
+    """modules/SelectiveOutputClamp.lua copies input[1] into every row; modules/SelectiveGradientFilter.lua
+    gives a clamped entry invariance_strength * (x_i - batch mean) as a gradient of the maximised bound,
+    i.e. -lambda * (x_i - mean) of our minimised loss."""
+    out, grad = _clamp_with_grad("reference")
+    assert torch.equal(out, torch.tensor([[1.0, 2.0, -1.0], [3.0, 2.0, -1.0]]))
+    # batch means of the inactive columns: 4 and 2; the upstream 7, 9, 3, 4 discarded
+    expected = torch.tensor([[0.5, -0.01 * (2 - 4), -0.01 * (-1 - 2)],
+                             [-1.0, -0.01 * (6 - 4), -0.01 * (5 - 2)]])
+    torch.testing.assert_close(grad, expected)
+    torch.testing.assert_close(grad, torch.tensor([[0.5, 0.02, 0.03], [-1.0, -0.02, -0.03]]))
+
+
+@pytest.mark.parametrize("mode,factor", [("mean", 1 - 0.1 * 0.5), ("reference", 1 + 0.1 * 0.5),
+                                         ("first", 1.0)])
+def test_a_descent_step_pulls_towards_or_pushes_away_from_the_batch_mean(mode, factor):
+    """One gradient-descent step (learning rate 0.1, lambda 0.5) on the clamped entries: the paper's rule
+    shrinks their deviations from the batch mean by 1 - 0.05, the reference's widens them by 1 + 0.05,
+    first leaves them; the batch mean itself does not move."""
+    torch.manual_seed(0)
+    x = torch.randn(6, 4, requires_grad=True)
+    active = torch.tensor([True, False, False, False])
+    clamp_inactive(x, active, lam=0.5, mode=mode).pow(2).sum().backward()
+    stepped = (x - 0.1 * x.grad).detach()
+    before, after = x.detach()[:, 1:], stepped[:, 1:]
+    torch.testing.assert_close(after - after.mean(0), factor * (before - before.mean(0)))
+    torch.testing.assert_close(after.mean(0), before.mean(0))
+
+
 def test_clamp_rejects_bad_arguments():
     z = torch.zeros(4, 3)
-    with pytest.raises(ValueError, match="model.clamp"):
+    with pytest.raises(ValueError, match="model.clamp must be one of mean, reference, first, got 'median'"):
         clamp_inactive(z, torch.ones(3, dtype=torch.bool), mode="median")
     with pytest.raises(ValueError, match="bool mask of shape"):
         clamp_inactive(z, torch.ones(2, dtype=torch.bool))
@@ -102,15 +131,17 @@ def test_clamped_latents_get_only_the_replaced_gradient_not_the_kl():
     assert torch.equal(logvar.grad[:, 1:], torch.zeros(2, 2))
 
 
-def _clamped_mean_gradient(clamped_kl: bool):
-    """One azimuth batch through a small DCIGNModule: ``(mu, its gradient, the raw sample z)``."""
+def _azimuth_batch(clamped_kl: bool, clamp: str = "mean") -> dict[str, torch.Tensor]:
+    """One azimuth batch (B = 5, latent 0 active, 1..5 clamped, lambda 0.01) through a small DCIGNModule,
+    backward through ``nll + kl``: the encoder's ``mu``, ``logvar`` and their gradients, the noise ``eps``
+    the module drew, the code ``z`` the decoder saw and the ``kl`` value."""
     from lightning_modules.dcign.module import DCIGNModule
 
     torch.manual_seed(0)
     encoder, decoder = DCIGNEncoder(16, 1, 6, (4, 4)), DCIGNDecoder(16, 1, 6, (4, 4))
     module = DCIGNModule(encoder, decoder, optimizer=None, batch_types=["azimuth", "intrinsic"],
                          factor_names=["azimuth", "identity"], latent_groups=None, invariance_lambda=0.01,
-                         clamped_kl=clamped_kl)
+                         clamped_kl=clamped_kl, clamp=clamp)
     kept = {}
 
     def keep(_module, _args, out):
@@ -118,26 +149,60 @@ def _clamped_mean_gradient(clamped_kl: bool):
             t.retain_grad()
         kept["mu"], kept["logvar"] = out
 
+    def keep_code(_module, args):
+        kept["z"] = args[0].detach().clone()  # returns None: the decoder's input stays in the graph
+
     encoder.register_forward_hook(keep)
+    decoder.register_forward_pre_hook(keep_code)
     images = torch.rand(5, 1, 16, 16) * 2 - 1
     torch.manual_seed(1)
     nll, kl, _, _ = module.elbo_terms(images, torch.tensor(0))
     (nll + kl).backward()
     mu, logvar = kept["mu"], kept["logvar"]
     torch.manual_seed(1)
-    z = (mu + torch.randn_like(mu) * (0.5 * logvar).exp()).detach()  # the same noise as elbo_terms drew
-    return mu.detach(), mu.grad, z
+    eps = torch.randn_like(mu)  # the same noise as elbo_terms drew
+    return {"mu": mu.detach(), "logvar": logvar.detach(), "mu_grad": mu.grad, "logvar_grad": logvar.grad,
+            "eps": eps, "z": kept["z"], "kl": kl.detach()}
 
 
 def test_module_gives_a_clamped_latent_only_the_replaced_gradient():
-    mu, grad, z = _clamped_mean_gradient(clamped_kl=False)
+    out = _azimuth_batch(clamped_kl=False)
+    mu, grad = out["mu"], out["mu_grad"]
+    z = mu + out["eps"] * (0.5 * out["logvar"]).exp()  # the raw sample
     # a clamped latent's mean receives exactly lambda / B * (z - mean(z)) of the raw sample: the loss is
     # the batch mean, the paper's lambda is relative to the sum over the batch (B = 5)
     torch.testing.assert_close(grad[:, 1:], 0.01 / 5 * (z[:, 1:] - z[:, 1:].mean(0)))
     assert grad[:, 0].abs().min() > 1e-4  # the active latent gets reconstruction + KL
     # model.clamped_kl=true adds the KL's pull d/dmu = mu / B
-    mu, grad, z = _clamped_mean_gradient(clamped_kl=True)
+    out = _azimuth_batch(clamped_kl=True)
+    mu, grad = out["mu"], out["mu_grad"]
+    z = mu + out["eps"] * (0.5 * out["logvar"]).exp()
     torch.testing.assert_close(grad[:, 1:], 0.01 / 5 * (z[:, 1:] - z[:, 1:].mean(0)) + mu[:, 1:] / 5)
+
+
+def test_reference_clamp_in_the_module_clamps_mean_and_logvar_then_draws_fresh_noise():
+    """monovariant_main.lua with config.lua's init_network2_150_mv: mean and log-variance clamped to the
+    first image's, Reparametrize draws noise per image, the KL is computed on the clamped outputs, and the
+    filter adds its term in both backward passes (reconstruction, KL): -2 * lambda / B * (x - mean) here."""
+    out = _azimuth_batch(clamped_kl=False, clamp="reference")
+    mu, logvar, eps = out["mu"], out["logvar"], out["eps"]
+    clamped_mu = torch.cat([mu[:, :1], mu[:1, 1:].expand(5, -1)], 1)
+    clamped_logvar = torch.cat([logvar[:, :1], logvar[:1, 1:].expand(5, -1)], 1)
+    torch.testing.assert_close(out["z"], clamped_mu + eps * (0.5 * clamped_logvar).exp())
+    # fresh noise per image: the decoded code's clamped latents still differ across the batch
+    assert (out["z"][:, 1:] - out["z"][:1, 1:]).abs()[1:].min() > 1e-6
+    kl_clamped = 0.5 * (clamped_mu.pow(2) + clamped_logvar.exp() - 1 - clamped_logvar).sum() / 5
+    torch.testing.assert_close(out["kl"], kl_clamped)
+    for name, x in (("mu", mu), ("logvar", logvar)):
+        torch.testing.assert_close(out[f"{name}_grad"][:, 1:], -2 * 0.01 / 5 * (x[:, 1:] - x[:, 1:].mean(0)))
+    assert out["mu_grad"][:, 0].abs().min() > 1e-4 and out["logvar_grad"][:, 0].abs().min() > 1e-6
+    # model.clamped_kl=true: the KL of the unclamped outputs passes its gradient, the term enters once
+    out = _azimuth_batch(clamped_kl=True, clamp="reference")
+    mu, logvar = out["mu"], out["logvar"]
+    torch.testing.assert_close(out["mu_grad"][:, 1:],
+                               -0.01 / 5 * (mu[:, 1:] - mu[:, 1:].mean(0)) + mu[:, 1:] / 5)
+    torch.testing.assert_close(out["logvar_grad"][:, 1:], -0.01 / 5 * (logvar[:, 1:] - logvar[:, 1:].mean(0))
+                               + (logvar[:, 1:].exp() - 1) / 10)
 
 
 def test_clamped_kl_must_be_a_bool():
@@ -364,8 +429,10 @@ def test_presets_fast_dev_run_on_faces3d(preset, tmp_path):
     assert (tmp_path / "plots" / "scatter_azimuth.png").is_file()
 
 
-def test_reference_clamp_and_gaussian_likelihood_train(tmp_path):
-    metrics = run_train(["model=dcign", *FACES, "debug=fdr", "logger=csv", "model.clamp=first",
+@pytest.mark.slow
+@pytest.mark.parametrize("clamp", ["first", "reference"])
+def test_clamp_variants_and_gaussian_likelihood_train(clamp, tmp_path):
+    metrics = run_train(["model=dcign", *FACES, "debug=fdr", "logger=csv", f"model.clamp={clamp}",
                          "model.likelihood=gaussian", "model.kl_warmup_steps=10",
                          ("model.latent_groups={azimuth:[0,2],elevation:[2,3],light:[3,4],intrinsic:[4,16]}")], tmp_path)
     assert torch.isfinite(torch.tensor(metrics["train/loss"]))
@@ -373,10 +440,14 @@ def test_reference_clamp_and_gaussian_likelihood_train(tmp_path):
     assert metrics["train/kl_weight"] == 0.0 and metrics["train/loss"] == pytest.approx(metrics["train/nll"])
 
 
-def test_latent_group_outside_the_code_is_a_clear_error(tmp_path):
-    with pytest.raises(Exception, match="model.latent_groups.intrinsic"):
-        run_train(["model=dcign", *FACES, "debug=fdr", "logger=csv",
-                   "model.latent_groups={azimuth:[0,1],elevation:[1,2],light:[2,3],intrinsic:[3,17]}"], tmp_path)
+@pytest.mark.parametrize("override,message", [
+    ("model.latent_groups={azimuth:[0,1],elevation:[1,2],light:[2,3],intrinsic:[3,17]}",
+     "model.latent_groups.intrinsic"),
+    ("model.clamp=median", "model.clamp must be one of mean, reference, first, got 'median'"),
+])
+def test_bad_model_config_is_a_clear_error(override, message, tmp_path):
+    with pytest.raises(Exception, match=message):
+        run_train(["model=dcign", *FACES, "debug=fdr", "logger=csv", override], tmp_path)
 
 
 def test_checkpoint_loads_weights_only_resumes_and_evaluates(tmp_path):
@@ -417,6 +488,21 @@ def test_dcign_fast_dev_run_on_the_readers(dataset, tmp_path):
                          "model.encoder.latent_dim=8", "debug=fdr", "logger=csv"], tmp_path / "run")
     assert 0 < metrics["test/recon_mse"] < 1 and torch.isfinite(torch.tensor(metrics["train/loss"]))
     assert (tmp_path / "run" / "samples" / "traversal_azimuth_epoch_000.png").is_file()
+
+
+@pytest.mark.parametrize("preset", ["dcign", "dcign_baseline"])
+def test_the_presets_train_with_the_papers_rmsprop_with_momentum(preset, tmp_path):
+    """The paper trains with rmsprop with momentum (the reference code's rmsprop.lua), not torch's RMSprop:
+    both presets default to ``model/optimizer=dcign_reference`` (Adam, betas 0.9 and 0.99, lr 5e-4)."""
+    from hydra.utils import instantiate
+
+    from tests.hydra_helpers import compose_train
+
+    optimizer = compose_train([f"model={preset}", "data=faces3d"], tmp_path).model.optimizer
+    built = instantiate(optimizer)(params=[torch.zeros(1, requires_grad=True)])
+    assert type(built) is torch.optim.Adam
+    assert built.defaults["betas"] == (0.9, 0.99) and built.defaults["lr"] == 5e-4
+    assert built.defaults["eps"] == 1e-8
 
 
 def test_the_reference_optimizer_config_reproduces_rmsprop_lua():
