@@ -12,12 +12,16 @@ from torch import Tensor
 
 from lightning_modules.optimization import ConfiguredModule
 from lightning_modules.pixelcnn.likelihood import nats_to_bits_per_dim, nll_nats
-from lightning_modules.pixelcnn.networks import from_levels
+from lightning_modules.pixelcnn.networks import ConditionMap, from_levels
 from lightning_modules.pixelcnn.sampling import sample as sample_levels
 from utils.hashing import hashed_uniform, mix64
 
-#: constructor arguments kept out of the checkpoint's hyper-parameters (rebuilt from the run's config)
+#: the values of ``model.binarize``
 BINARIZE = ("none", "dynamic", "fixed")
+#: the likelihood metrics' names after ``split/`` (with the auto-encoder's :data:`RECONSTRUCTION` prefix)
+LIKELIHOODS = ("nll", "bits_per_dim")
+#: prefix of the auto-encoder's metrics: ``-log p(x | h = f(x))`` is a reconstruction likelihood
+RECONSTRUCTION = "reconstruction_"
 
 
 class PixelCNNModule(ConfiguredModule):
@@ -36,10 +40,19 @@ class PixelCNNModule(ConfiguredModule):
     ``(B, num_classes)``, in every layer (eq. 4). With an ``encoder`` it is the PixelCNN auto-encoder
     (Sec. 2.4): ``h = encoder(x)``, an ``m``-dimensional code of the image itself, trained end to end with
     the decoder's likelihood; its sample grid samples from the codes of the first validation images.
+    Location-dependent conditioning (eq. 5): when the network has ``cond_map_channels = K' > 0``
+    (``model.network.cond_map_channels``), the module builds ``m`` (:attr:`cond_map`, a
+    :class:`~lightning_modules.pixelcnn.networks.ConditionMap` of width ``cond_map_hidden``), a
+    deconvolutional network from ``h`` (class or code) to a map ``s = m(h)`` ``(B, K', H, W)`` that every
+    layer adds through 1 x 1 convolutions; ``m`` trains with the model and sampling passes ``s`` too. The
+    network keeps eq. 4's ``V^T h`` unless ``vector_conditioning=False`` (eq. 5 alone, as the paper writes it).
 
-    Logged on train/val/test: ``nll`` (nats per image) and ``bits_per_dim`` (``nll / (D ln 2)``). For the
-    sample grids of :mod:`callbacks.samples`, ``fixed_z`` holds uniform noise and :meth:`generate` draws
-    each sub-pixel by inverse CDF from it, so the grid of every epoch uses the same noise.
+    Logged on train/val/test: ``nll`` (nats per image) and ``bits_per_dim`` (``nll / (D ln 2)``). The
+    auto-encoder logs ``reconstruction_nll`` and ``reconstruction_bits_per_dim`` instead: its
+    ``-log p(x | h = f(x))`` is a reconstruction likelihood given a code computed from ``x`` itself (the code's
+    own cost is not counted), so it is not comparable with the other models' bits/dim. For the sample grids
+    of :mod:`callbacks.samples`, ``fixed_z`` holds uniform noise and :meth:`generate` draws each sub-pixel by
+    inverse CDF from it, so the grid of every epoch uses the same noise.
 
     Args:
         network: partial network ``network(channels=, levels=, cond_dim=, image_size=)`` (``GatedPixelCNN``
@@ -57,12 +70,19 @@ class PixelCNNModule(ConfiguredModule):
             network supports it.
         encoder: ``x (B, C, H, W) in [0, 1] -> code (B, m)`` with attribute ``latent_dim`` (e.g.
             ``DCIGNEncoder(variational=False)``), for the auto-encoder; ``None`` otherwise.
-        monitor: the metric checkpoints rank by.
+        monitor: the metric checkpoints rank by; ``None``: ``val/bits_per_dim`` (the auto-encoder:
+            ``val/reconstruction_bits_per_dim``).
         scheduler: optional partial LR scheduler, stepped once per epoch.
+        cond_map_hidden: width of ``m``'s hidden maps (used when ``model.network.cond_map_channels > 0``).
+        vector_conditioning: give the network ``h`` itself (eq. 4's ``V^T h``); ``False`` with a
+            ``cond_map_channels > 0`` network conditions through ``s = m(h)`` alone (eq. 5).
 
     Raises:
         ValueError: on an unknown ``binarize``, ``binarize`` with ``levels != 2``, ``conditional`` without
-            classes, or both ``conditional`` and an ``encoder`` (names the config key).
+            classes, both ``conditional`` and an ``encoder``, ``model.network.cond_map_channels > 0`` without
+            a condition (no class, no encoder), ``vector_conditioning=False`` that leaves a condition unused,
+            or a ``monitor`` naming a likelihood this model does not log (e.g. ``val/bits_per_dim`` for the
+            auto-encoder); the message names the config key.
     """
 
     #: sequential sampling is too slow for sample-based metrics (FID/KID, Parzen): likelihood is the metric
@@ -73,8 +93,9 @@ class PixelCNNModule(ConfiguredModule):
     def __init__(self, network: Callable, optimizer: Callable, levels: int = 256, channels: int = 1,
                  image_size: int = 28, conditional: bool = False, num_classes: int = 0, binarize: str = "none",
                  binarize_seed: int = 0, num_fixed: int = 20, cached_sampling: bool = True,
-                 monitor: str = "val/bits_per_dim", scheduler: Callable | None = None,
-                 encoder: torch.nn.Module | None = None) -> None:
+                 monitor: str | None = None, scheduler: Callable | None = None,
+                 encoder: torch.nn.Module | None = None, cond_map_hidden: int = 32,
+                 vector_conditioning: bool = True) -> None:
         super().__init__()
         if binarize not in BINARIZE:
             raise ValueError(f"model.binarize must be one of {BINARIZE}, got {binarize!r}")
@@ -84,10 +105,26 @@ class PixelCNNModule(ConfiguredModule):
             raise ValueError("model.conditional=true needs a labelled dataset, but data.num_classes is 0")
         if conditional and encoder is not None:
             raise ValueError("model.conditional=true and a model.encoder: condition on the class or on a code")
+        #: ``""``, or the auto-encoder's :data:`RECONSTRUCTION`: the logged likelihoods' prefix
+        self.metric_prefix = RECONSTRUCTION if encoder is not None else ""
+        monitor = check_monitor(monitor or f"val/{self.metric_prefix}bits_per_dim", self.metric_prefix)
         self.save_plain_hyperparameters()
         self.encoder = encoder
         cond_dim = num_classes if conditional else (encoder.latent_dim if encoder is not None else 0)
-        self.network = network(channels=channels, levels=levels, cond_dim=cond_dim, image_size=image_size)
+        self.network = network(channels=channels, levels=levels, image_size=image_size,
+                               cond_dim=cond_dim if vector_conditioning else 0)
+        map_channels = getattr(self.network, "cond_map_channels", 0)
+        if map_channels and not cond_dim:
+            raise ValueError(
+                f"model.network.cond_map_channels={map_channels} maps the condition h to a spatial map s = m(h) "
+                "(eq. 5), but this model has none: set model.conditional=true on a labelled dataset, or use "
+                "model=pixelcnn_autoencoder (h = the image's code)")
+        if cond_dim and not vector_conditioning and not map_channels:
+            raise ValueError("model.vector_conditioning=false leaves the condition h unused: set "
+                             "model.network.cond_map_channels > 0 to condition through s = m(h) (eq. 5)")
+        #: ``m`` of eq. 5, ``h (B, cond_dim) -> s (B, K', H, W)``; ``None`` without map conditioning
+        self.cond_map = (ConditionMap(cond_dim, map_channels, image_size, hidden=cond_map_hidden)
+                         if map_channels else None)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         generator = torch.Generator().manual_seed(1234)
         self.register_buffer("fixed_z", torch.rand(num_fixed, channels, image_size, image_size, generator=generator))
@@ -139,17 +176,32 @@ class PixelCNNModule(ConfiguredModule):
         labels = labels.long()
         return F.one_hot(labels.clamp(min=0), classes).float() * (labels >= 0).unsqueeze(1)
 
+    def network_conditions(self, h: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
+        """What the network is conditioned on, given the condition ``h`` ``(B, m)`` (:meth:`condition`):
+        ``(h, s)`` with ``h`` itself for eq. 4's ``V^T h`` (``None`` with ``vector_conditioning=False``) and
+        ``s = m(h)`` ``(B, K', H, W)`` for eq. 5 (``None`` without ``model.network.cond_map_channels``)."""
+        s = None if self.cond_map is None or h is None else self.cond_map(h)
+        return (h if self.hparams.vector_conditioning else None), s
+
+    def forward(self, x: Tensor, h: Tensor | None = None) -> Tensor:
+        """Logits ``(B, L, C, H, W)`` (a softmax over the ``L`` levels per sub-pixel, Sec. 2.2 of the PixelRNN
+        paper) of the quantized images ``x`` ``(B, C, H, W)`` in ``[-1, 1]`` (:func:`from_levels`), given the
+        condition ``h`` ``(B, m)`` (``None`` for an unconditional model), mapped to the network's inputs by
+        :meth:`network_conditions`. Raises ValueError (from the network) on misshapen inputs."""
+        return self.network(x, *self.network_conditions(h))
+
     # ------------------------------------------------------------------------------------- likelihood
     def nll(self, images: Tensor, labels: Tensor | None, stochastic: bool = False) -> Tensor:
-        """Negative log-likelihood, nats per image ``(B,)``, of images ``(B, C, H, W)`` in ``[-1, 1]``."""
+        """Negative log-likelihood, nats per image ``(B,)``, of images ``(B, C, H, W)`` in ``[-1, 1]``
+        (for the auto-encoder ``-log p(x | h = f(x))``, a reconstruction likelihood)."""
         levels = self.quantize(images, stochastic)
-        logits = self.network(from_levels(levels, self.hparams.levels), self.condition(labels, levels))
-        return nll_nats(logits, levels)
+        return nll_nats(self(from_levels(levels, self.hparams.levels), self.condition(labels, levels)), levels)
 
     def _log(self, split: str, nll: Tensor) -> None:
-        self.log(f"{split}/nll", nll.mean(), on_step=split == "train", on_epoch=True, sync_dist=split != "train",
+        prefix = f"{split}/{self.metric_prefix}"
+        self.log(f"{prefix}nll", nll.mean(), on_step=split == "train", on_epoch=True, sync_dist=split != "train",
                  batch_size=nll.shape[0])
-        self.log(f"{split}/bits_per_dim", nats_to_bits_per_dim(nll.mean(), self.dims), on_step=False,
+        self.log(f"{prefix}bits_per_dim", nats_to_bits_per_dim(nll.mean(), self.dims), on_step=False,
                  on_epoch=True, prog_bar=split != "train", sync_dist=split != "train", batch_size=nll.shape[0])
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
@@ -159,17 +211,19 @@ class PixelCNNModule(ConfiguredModule):
         return nll.mean()
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        """``val/nll`` (nats per image), ``val/bits_per_dim``; the auto-encoder keeps the first images."""
+        """``val/nll`` (nats per image), ``val/bits_per_dim`` (the auto-encoder: ``val/reconstruction_nll``,
+        ``val/reconstruction_bits_per_dim``); the auto-encoder keeps the first images."""
         if self.encoder is not None and batch_idx == 0 and not self.fixed_images.numel():
             self.fixed_images = self.quantize(batch[0][: self.hparams.num_fixed], stochastic=False)
         self._log("val", self.nll(batch[0], batch[1]))
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        """``test/nll`` (nats per image), ``test/bits_per_dim``."""
+        """``test/nll`` (nats per image), ``test/bits_per_dim`` (the auto-encoder: ``test/reconstruction_*``)."""
         self._log("test", self.nll(batch[0], batch[1]))
 
     def optimizer_plan(self):
-        """One optimizer over all parameters (the auto-encoder's encoder included), with the optional scheduler."""
+        """One optimizer over all parameters (the auto-encoder's encoder and ``m`` included), with the optional
+        scheduler."""
         return [("model", self.parameters(), self.optimizer_factory, self.scheduler_factory)]
 
     # ---------------------------------------------------------------------------------------- sampling
@@ -211,9 +265,10 @@ class PixelCNNModule(ConfiguredModule):
     def generate_from_embeddings(self, z: Tensor, h: Tensor | None) -> Tensor:
         """Images ``(B, C, H, W)`` in ``[-1, 1]`` sampled from the uniform noise ``z`` ``(B, C, H, W)`` given
         any embeddings ``h`` ``(B, m)`` (e.g. interpolated one-hot classes or auto-encoder codes; ``None``
-        for an unconditional model)."""
-        h = None if h is None else h.to(self.device)
-        levels = sample_levels(self.network, z.to(self.device), h=h, cached=self.hparams.cached_sampling)
+        for an unconditional model), passed to the sampler as :meth:`network_conditions` (``h`` and
+        ``s = m(h)``, eqs. 4-5)."""
+        h, s = self.network_conditions(None if h is None else h.to(self.device))
+        levels = sample_levels(self.network, z.to(self.device), h=h, s=s, cached=self.hparams.cached_sampling)
         return from_levels(levels, self.hparams.levels)
 
     def sample(self, num_samples: int, labels: Tensor | None = None,
@@ -225,3 +280,32 @@ class PixelCNNModule(ConfiguredModule):
         if hp.conditional and labels is None:
             labels = torch.randint(hp.num_classes, (num_samples,), generator=generator)
         return self.generate(z, None if labels is None else labels.to(self.device))
+
+
+def check_monitor(monitor: str, prefix: str) -> str:
+    """The ``model.monitor`` this model can rank by: the auto-encoder (``prefix`` :data:`RECONSTRUCTION`) logs
+    ``val/reconstruction_bits_per_dim`` where the other models log ``val/bits_per_dim``. Checkpoints and sweeps
+    rank by the monitor (``optimized_metric``), so a wrong name would rank by nothing.
+
+    An auto-encoder given the plain name (``val/bits_per_dim``, the name it logged before it was labelled a
+    reconstruction likelihood, still in older checkpoints' hyper-parameters) gets the reconstruction name,
+    with a warning, so those checkpoints load.
+
+    Returns:
+        ``monitor``, or its reconstruction name for the auto-encoder.
+
+    Raises:
+        ValueError: a model without an encoder given a ``reconstruction_`` likelihood, naming ``model.monitor``
+            and the metric to use instead.
+    """
+    split, _, name = str(monitor).rpartition("/")
+    if not name.endswith(LIKELIHOODS) or name in {prefix + likelihood for likelihood in LIKELIHOODS}:
+        return monitor
+    stem = next(likelihood for likelihood in LIKELIHOODS if name.endswith(likelihood))
+    if prefix and name == stem:
+        from pytorch_lightning.utilities import rank_zero_warn
+
+        rank_zero_warn(f"model.monitor={monitor}: the auto-encoder's likelihood is a reconstruction likelihood, "
+                       f"logged as {split}/{prefix}{stem}; ranking by that")
+        return f"{split}/{prefix}{stem}"
+    raise ValueError(f"model.monitor={monitor} is not logged: this model's likelihood is {split}/{prefix}{stem}")

@@ -36,10 +36,14 @@ Input and output conventions (both networks):
 
 Channel groups: a layer with ``n`` feature maps and ``C`` colours assigns map ``k`` to colour group
 ``k * C // n`` (contiguous blocks; :func:`channel_groups`), so the image's own channels are groups
-``0..C-1`` and the final ``C * L`` logits are ``C`` blocks of ``L``. ``n`` must be divisible by ``C``.
+``0..C-1`` and the final ``C * L`` logits are ``C`` blocks of ``L``. A layer's ``n`` must be divisible by
+``C``; the networks round their widths (``hidden``, ``head_hidden``) up to the nearest valid value
+(:func:`round_up_to_groups`), so one configured width runs on grey and colour data alike.
 """
 
 from __future__ import annotations
+
+import logging
 
 import torch
 import torch.nn.functional as F
@@ -123,6 +127,28 @@ def check_divisible(value: int, name: str, color_channels: int, owner: str) -> N
             f"(feature maps are split in {color_channels} groups for the R->G->B sub-pixel ordering); "
             f"e.g. {below or color_channels} or {below + color_channels}"
         )
+
+
+def round_up_to_groups(value: int, multiple: int, name: str, owner: str) -> int:
+    """``value`` rounded up to the nearest multiple of ``multiple`` (the colour groups' common width).
+
+    A network's width must split into ``C`` equal colour groups (PixelRNN paper, Sec. 3.4, Fig. 2 right):
+    ``multiple`` is ``C`` for the Gated PixelCNN's stacks and ``2 C`` for the original PixelCNN's residual
+    stream (its blocks narrow ``2h -> h``). So ``hidden=32`` gives 32 maps on grey data, 33 (Gated) or 36
+    (PixelCNN) on RGB; a width that is already valid (e.g. the paper's 384) is kept. A change is logged
+    (INFO, logger ``lightning_modules.pixelcnn``) naming ``name``.
+
+    Raises:
+        ValueError: ``value`` or ``multiple`` not a positive integer (names ``name``).
+    """
+    value = as_int(value, name, owner)
+    multiple = as_int(multiple, "multiple", owner)
+    rounded = -(-value // multiple) * multiple
+    if rounded != value:
+        logging.getLogger("lightning_modules.pixelcnn").info(
+            "%s: %s=%d rounded up to %d, a multiple of %d (equal colour groups for the R->G->B ordering)",
+            owner, name, value, rounded, multiple)
+    return rounded
 
 
 def odd_kernel(value: object, name: str, owner: str, minimum: int = 1) -> int:
@@ -592,7 +618,11 @@ class OutputHead(nn.Module):
 
 
 class _PixelNetwork(nn.Module):
-    """Argument checks shared by :class:`GatedPixelCNN` and :class:`PixelCNN`."""
+    """Argument checks shared by :class:`GatedPixelCNN` and :class:`PixelCNN`: widths rounded up to equal
+    colour groups (:func:`round_up_to_groups`), conditioning widths, and the inputs of ``forward``."""
+
+    #: ``hidden`` is rounded up to a multiple of ``hidden_groups * C`` (:func:`round_up_to_groups`)
+    hidden_groups = 1
 
     def _init_common(
         self,
@@ -607,13 +637,12 @@ class _PixelNetwork(nn.Module):
         owner = type(self).__name__
         self.channels = as_int(channels, "channels", owner)
         self.levels = as_int(levels, "levels", owner, minimum=2)
-        self.hidden = as_int(hidden, "hidden", owner)
+        self.hidden = round_up_to_groups(hidden, self.hidden_groups * self.channels, "hidden", owner)
         self.cond_dim = as_int(cond_dim, "cond_dim", owner, minimum=0)
         self.cond_map_channels = as_int(cond_map_channels, "cond_map_channels", owner, minimum=0)
         self.image_size = None if image_size is None else as_int(image_size, "image_size", owner)
-        self.head_hidden = self.hidden if head_hidden is None else as_int(head_hidden, "head_hidden", owner)
-        check_divisible(self.hidden, "hidden", self.channels, owner)
-        check_divisible(self.head_hidden, "head_hidden", self.channels, owner)
+        self.head_hidden = (self.hidden if head_hidden is None
+                            else round_up_to_groups(head_hidden, self.channels, "head_hidden", owner))
 
     def _check_inputs(
         self, x: Tensor, h: Tensor | None, s: Tensor | None
@@ -646,13 +675,15 @@ class GatedPixelCNN(_PixelNetwork):
     Args:
         channels: ``C`` (1 grey, 3 RGB).
         levels: ``L`` intensity levels per sub-pixel (256, 2 for binarized MNIST, 17 for sklearn digits).
-        hidden: ``p``, maps per stack; divisible by ``C``.
+        hidden: ``p``, maps per stack; rounded up to a multiple of ``C`` (:func:`round_up_to_groups`: 32 -> 33
+            on RGB), the width used is the attribute ``hidden``.
         layers: number of gated blocks (>= 1).
         kernel_size: ``n``, odd >= 3.
         cond_dim: ``K`` of ``h`` (0 = no vector conditioning).
         cond_map_channels: ``K'`` of ``s`` (0 = no map conditioning).
         image_size: if given, ``x`` must be ``(B, C, image_size, image_size)``.
-        head_hidden: width of the output head's hidden layer (default ``hidden``); divisible by ``C``.
+        head_hidden: width of the output head's hidden layer (default ``hidden``); rounded up to a multiple
+            of ``C``.
 
     Shapes:
         ``forward(x: (B, C, H, W) float, h: (B, K) | None, s: (B, K', H, W) | None) -> (B, L, C, H, W)``
@@ -756,7 +787,8 @@ class PixelCNN(_PixelNetwork):
     Args:
         channels: ``C`` (1 or 3).
         levels: ``L`` (256, 2, 17, ...).
-        hidden: ``2h``, maps of the residual stream; even, with ``hidden / 2`` divisible by ``C``.
+        hidden: ``2h``, maps of the residual stream; rounded up to a multiple of ``2 C`` (even, with
+            ``hidden / 2`` divisible by ``C``: 32 -> 36 on RGB), the width used is the attribute ``hidden``.
         layers: number of residual blocks (>= 0).
         kernel_size: odd kernel of the blocks' masked convolutions (3 in the paper).
         first_kernel_size: odd kernel of the first, type-A, convolution (7 in the paper).
@@ -769,6 +801,9 @@ class PixelCNN(_PixelNetwork):
     Raises:
         ValueError: invalid arguments (named); in ``forward`` as :class:`GatedPixelCNN`.
     """
+
+    #: the residual stream narrows ``2h -> h``: ``hidden`` is a multiple of ``2 C``
+    hidden_groups = 2
 
     def __init__(
         self,

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from lightning_modules.pixelcnn.module import PixelCNNModule
-from lightning_modules.pixelcnn.networks import GatedPixelCNN
-from tests.hydra_helpers import presets, run_train
+from lightning_modules.pixelcnn.networks import GatedPixelCNN, PixelCNN
+from tests.hydra_helpers import compose_train, presets, run_cli, run_train
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -94,7 +94,13 @@ def test_autoencoder_conditions_on_the_code_of_the_image_and_samples_from_valida
     metrics = run_train(["model=pixelcnn_autoencoder", "data=digits", "model.levels=17", "model.binarize=none",
                          "trainer.max_epochs=1", "model.num_fixed=4", *TINY[:2], "logger=csv",
                          "model.encoder.widths=[8]"], tmp_path)
-    assert 0 < metrics["test/bits_per_dim"] < math.log2(17) + 0.5
+    # -log p(x | h = f(x)) is logged as a reconstruction likelihood, never as the models' bits/dim
+    assert 0 < metrics["test/reconstruction_bits_per_dim"] < math.log2(17) + 0.5
+    assert metrics["test/reconstruction_nll"] == pytest.approx(
+        metrics["test/reconstruction_bits_per_dim"] * 64 * math.log(2), rel=1e-4)
+    assert not [key for key in metrics if key.endswith(("/bits_per_dim", "/nll", "/nll_step", "/nll_epoch"))]
+    # the best checkpoint was ranked by it (optimized_metric = model.monitor; an unlogged monitor stops the run)
+    assert (tmp_path / "checkpoints" / "epoch_000.ckpt").is_file()
     assert (tmp_path / "samples" / "samples_epoch_000.png").is_file()
     assert (tmp_path / "samples" / "embedding_interpolation_epoch_000.png").is_file()
 
@@ -142,8 +148,6 @@ def test_condition_one_hot_unlabelled_and_vector_labels():
     (["model=pixelcnn_autoencoder", "data=mnist5k"], False),          # the code conditions, not the class
 ])
 def test_presets_condition_on_the_class_when_the_data_has_labels(overrides, conditional, tmp_path):
-    from tests.hydra_helpers import compose_train
-
     assert compose_train(overrides, tmp_path).model.conditional is conditional
 
 
@@ -169,3 +173,128 @@ def test_celeba_multi_hot_attributes_condition_the_model(tmp_path):
                          "model.levels=256", "model.binarize=none", "debug=fdr", "model.network.hidden=6",
                          *TINY[1:]], tmp_path / "run")
     assert 7.0 < metrics["test/bits_per_dim"] < 9.0
+
+
+# ----------------------------------------------------------------------------- every preset, grey and RGB
+
+
+@pytest.fixture(scope="module")
+def cifar10_root(tmp_path_factory):
+    """A tiny CIFAR-10 in its on-disk layout (the Gated PixelCNN paper's own dataset, 3 colour channels)."""
+    from tests.fixtures_data import write_cifar10
+
+    root = tmp_path_factory.mktemp("cifar10")
+    write_cifar10(root, n_per_batch=10)
+    return root
+
+
+@pytest.mark.parametrize("preset", presets("pixelcnn"))
+@pytest.mark.parametrize("colour", [False, True], ids=["digits_grey", "cifar10_rgb"])
+def test_every_preset_trains_a_batch_on_grey_and_colour_data_as_shipped(preset, colour, cifar10_root, tmp_path):
+    """Each preset composed as train.py would, with its own network width, trains one batch on 1-channel and on
+    3-channel data (the colour groups of the R -> G -> B ordering need a width divisible by 3)."""
+    from hydra.utils import instantiate
+
+    data = (["data=cifar10", f"data.root={cifar10_root}", "data.val_size=10", "model.levels=256",
+             "model.binarize=none"] if colour else ["data=digits"])
+    cfg = compose_train([f"model={preset}", *data], tmp_path)
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    images, labels = next(iter(datamodule.train_dataloader()))
+    model = instantiate(cfg.model)
+    channels = 3 if colour else 1
+    groups = channels * (2 if isinstance(model.network, PixelCNN) else 1)
+    assert model.network.hidden % groups == 0 and model.network.hidden - cfg.model.network.hidden < groups
+    optimizer = model.configure_optimizers()
+    before = [p.detach().clone() for p in model.network.parameters()]
+    loss = model.nll(images[:2], labels[:2], stochastic=True).mean()
+    loss.backward()
+    optimizer.step()
+    # untrained: near log2(L) bits per sub-pixel (1 binarized, 8 at 256 levels); and the step moved the weights
+    bits = float(loss.detach()) / (model.dims * math.log(2))
+    assert abs(bits - math.log2(cfg.model.levels)) < 0.5, bits
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.network.parameters()))
+
+
+def test_network_widths_round_up_to_equal_colour_groups():
+    assert GatedPixelCNN(channels=1, hidden=32).hidden == 32
+    assert GatedPixelCNN(channels=3, hidden=32).hidden == 33
+    assert GatedPixelCNN(channels=3, hidden=384).hidden == 384          # the paper's width is kept
+    assert GatedPixelCNN(channels=3, hidden=32, head_hidden=40).head_hidden == 42
+    assert PixelCNN(channels=3, hidden=32).hidden == 36                 # 2h -> h: a multiple of 2 C
+    assert PixelCNN(channels=1, hidden=63).hidden == 64
+    with pytest.raises(ValueError, match="hidden must be >= 1"):
+        GatedPixelCNN(channels=3, hidden=0)
+
+
+# ------------------------------------------------------------------------- eq. 5: s = m(h) from the config
+
+
+def test_condition_map_is_built_from_the_condition_trained_and_sampled():
+    """``model.network.cond_map_channels=K``: the module builds m (class one-hot or auto-encoder code ->
+    (B, K, H, W)), the likelihood depends on it and trains it, and sampling passes s = m(h) to the cached
+    sampler and the full one alike."""
+    from lightning_modules.dcign.networks import DCIGNEncoder
+    from lightning_modules.pixelcnn.networks import ConditionMap
+
+    torch.manual_seed(0)
+    net = functools.partial(GatedPixelCNN, hidden=4, layers=2, kernel_size=3, cond_map_channels=2)
+    images = torch.rand(3, 1, 4, 4) * 2 - 1
+    for kw, labels in (({"conditional": True, "num_classes": 5}, torch.tensor([0, 3, 4])),
+                       ({"encoder": DCIGNEncoder(4, 1, latent_dim=3, widths=[4], variational=False)}, None)):
+        m = module(network=net, levels=5, binarize="none", **kw)
+        assert isinstance(m.cond_map, ConditionMap) and m.cond_map.out_channels == 2
+        h = m.condition(labels, m.quantize(images, stochastic=False))
+        assert m.network_conditions(h)[1].shape == (3, 2, 4, 4)
+        nll = m.nll(images, labels)
+        nll.sum().backward()
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.cond_map.parameters())
+        with torch.no_grad():
+            m.cond_map.net[-1].bias += 1.0                               # another s, another likelihood
+            assert (m.nll(images, labels) - nll).abs().min() > 1e-4
+        z = torch.rand(3, 1, 4, 4, generator=torch.Generator().manual_seed(1))
+        cached = m.generate(z, labels)
+        m.hparams.cached_sampling = False
+        assert torch.equal(cached, m.generate(z, labels))
+    # eq. 5 alone (vector_conditioning=false): the network gets no h, only s
+    m = module(network=net, conditional=True, num_classes=5, vector_conditioning=False)
+    assert m.network.cond_dim == 0 and m.cond_map.cond_dim == 5
+    assert m.network_conditions(m.condition(torch.tensor([1, 2])))[0] is None
+
+
+def test_condition_map_and_monitor_errors_name_the_config_keys():
+    from lightning_modules.dcign.networks import DCIGNEncoder
+
+    net = functools.partial(GatedPixelCNN, hidden=4, layers=1, kernel_size=3, cond_map_channels=2)
+    with pytest.raises(ValueError, match=r"model.network.cond_map_channels=2 .* model.conditional=true"):
+        module(network=net)                                         # unconditional: nothing to map
+    with pytest.raises(ValueError, match="model.vector_conditioning=false leaves the condition h unused"):
+        module(conditional=True, num_classes=3, vector_conditioning=False)
+    # an auto-encoder checkpoint saved before the rename holds monitor=val/bits_per_dim: it still loads
+    with pytest.warns(UserWarning, match=r"model.monitor=val/bits_per_dim.* val/reconstruction_bits_per_dim"):
+        legacy = module(encoder=DCIGNEncoder(4, 1, latent_dim=3, widths=[4], variational=False),
+                        monitor="val/bits_per_dim")
+    assert legacy.hparams.monitor == "val/reconstruction_bits_per_dim"
+    with pytest.raises(ValueError, match=r"model.monitor=test/reconstruction_nll .* test/nll"):
+        module(monitor="test/reconstruction_nll")
+
+
+def test_autoencoder_preset_ranks_by_its_reconstruction_likelihood(tmp_path):
+    cfg = compose_train(["model=pixelcnn_autoencoder"], tmp_path)
+    assert cfg.model.monitor == cfg.optimized_metric == "val/reconstruction_bits_per_dim"
+    assert cfg.callbacks.model_checkpoint.monitor == "val/reconstruction_bits_per_dim"
+    cfg = compose_train(["model=gated_pixelcnn"], tmp_path)
+    assert cfg.model.monitor == cfg.optimized_metric == "val/bits_per_dim"
+
+
+@pytest.mark.slow
+def test_cli_trains_and_samples_gated_pixelcnn_with_a_condition_map(tmp_path):
+    """``python train.py model=gated_pixelcnn model.network.cond_map_channels=2 debug=fdr``: class-conditional
+    on digits through eq. 4 and eq. 5, one batch of training, validation and test, and the sample grids."""
+    out = tmp_path / "run"
+    proc = run_cli(["train.py", "model=gated_pixelcnn", "data=digits", "model.levels=17", "model.binarize=none",
+                    "model.network.cond_map_channels=2", "debug=fdr", *TINY,
+                    f"hydra.run.dir={out}"])
+    assert "test/bits_per_dim" in proc.stdout, proc.stdout[-3000:]
+    assert (out / "samples" / "samples_epoch_000.png").is_file()
+    assert (out / "samples" / "embedding_interpolation_epoch_000.png").is_file()

@@ -21,6 +21,7 @@ from lightning_modules.pixelcnn.networks import (
     GatedPixelCNN,
     MaskedConv2d,
     PixelCNN,
+    PixelCNNResidualBlock,
     from_levels,
     to_levels,
 )
@@ -171,10 +172,8 @@ def test_masked_conv_errors() -> None:
         MaskedConv2d(1, 4, 3, "C")
     with pytest.raises(ValueError, match="kernel_size"):
         MaskedConv2d(1, 4, 4, "A")
-    with pytest.raises(ValueError, match="hidden=64"):
-        GatedPixelCNN(channels=3, hidden=64)
     with pytest.raises(ValueError, match="hidden=63 must be even"):
-        PixelCNN(channels=3, hidden=63)
+        PixelCNNResidualBlock(63, color_channels=3)                 # a layer checks; the networks round up
     with pytest.raises(ValueError, match="levels"):
         GatedPixelCNN(levels=1)
     with pytest.raises(ValueError, match="kernel_size"):
@@ -224,6 +223,35 @@ def test_gated_sees_whole_past_colour(conditional: bool) -> None:
         for i in range(5):
             for j in range(5):
                 assert torch.equal(dep[c, i, j], past(3, 5, c, i, j)), (c, i, j)
+
+
+@pytest.mark.parametrize("vector_conditioning", [True, False])
+@pytest.mark.parametrize("kind", ["gated", "pixelcnn"])
+def test_module_conditioned_on_a_spatial_map_is_causal(kind: str, vector_conditioning: bool) -> None:
+    """The LightningModule with ``model.network.cond_map_channels=2`` (eq. 5: ``s = m(h)`` added in every
+    layer): the logits of sub-pixel ``(c, i, j)`` have zero gradient with respect to every input sub-pixel at
+    or after it (raster order, then R -> G -> B), and depend on the class ``h`` through ``s``."""
+    import functools
+
+    from lightning_modules.pixelcnn.module import PixelCNNModule
+
+    torch.manual_seed(0)
+    if kind == "gated":
+        network = functools.partial(GatedPixelCNN, hidden=6, layers=2, kernel_size=3, cond_map_channels=2)
+    else:
+        network = functools.partial(PixelCNN, hidden=12, layers=1, kernel_size=3, first_kernel_size=3,
+                                    cond_map_channels=2)
+    eq5_alone = {} if vector_conditioning else {"vector_conditioning": False}
+    model = PixelCNNModule(network, functools.partial(torch.optim.Adam), levels=3, channels=3, image_size=5,
+                           conditional=True, num_classes=4, **eq5_alone).double()
+    h = one_hot(8, 4).double()
+    dep = dependency(model, 3, 5, batch=8, h=h)             # asserts nothing at or after (c, i, j) is seen
+    assert dep[2, 4, 4].any() and dep[1, 0, 0, 0, 0, 0]     # and the past is
+    assert model.network_conditions(h)[1].shape == (8, 2, 5, 5)
+    x = torch.rand(8, 3, 5, 5, dtype=torch.float64) * 2 - 1
+    h = h.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(leaky(model)(x, h)[:, :, 0, 0, 0].sum(), h)
+    assert grad.abs().sum() > 0                              # the first sub-pixel depends on the class via s
 
 
 def test_pixelcnn_blind_spot_grey() -> None:
