@@ -1,4 +1,4 @@
-"""Colorize grayscale photographs with a trained colorizer (Fabbri et al. 2017):
+"""Colorize grayscale photographs with a trained colorizer (Fabbri 2017, Sec. 4):
 ``python colorize.py ckpt_path=<run>/checkpoints/last.ckpt input=<image file, folder or skimage:camera>``.
 
 Each image is read with Pillow as RGB (palette and gray images are converted; an alpha channel is

@@ -1,11 +1,12 @@
-"""Colorization presets on the embedded photos for one fixed budget (Fabbri et al. 2017's comparison).
+"""Colorization presets on the embedded photos for one fixed budget (Fabbri 2017's comparison, Sec. 4).
 
-Every preset (objective gan/lsgan/ebgan/wgan x (lambda_1, lambda_2) in {(100, 0), (0, 1)}, plus the
-L1-only baseline) trains with ``python train.py model=<preset> data=photos trainer.max_epochs=<E>`` and is
-tested with its best checkpoint by ``val/l1`` on the test photos' fixed crops. The table gives PSNR and
-SSIM on RGB, the AuC of ab accuracy over 0-150 and colourfulness, next to the grayscale baseline
-(ab = 0) and the true colours, and the time per epoch. The last L | colour | truth grid of each preset
-is copied to ``docs/results/colorization/<preset>.png``.
+Every preset (objective gan/lsgan/ebgan/wgan x (lambda_1, lambda_2, lambda_3) in {(1, 100, 0), (1, 0, 1)},
+the ``_l2`` ones with the study's L2 term, plus the L1-only baseline) trains with
+``python train.py model=<preset> data=photos trainer.max_epochs=<E>`` and is tested with its best checkpoint
+by ``val/l1`` on the test photos' fixed crops. The table gives PSNR and SSIM on RGB, the AuC of ab accuracy
+over 0-150 and colourfulness, next to the grayscale baseline (ab = 0) and the true colours, and the time per
+epoch. The last L | colour | truth grid of each preset is copied to
+``docs/results/colorization/<preset>.png``.
 
     python benchmarks/colorization.py [--epochs 6] [--presets colorizer_lsgan ...]
 """

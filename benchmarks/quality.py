@@ -9,7 +9,7 @@ generator iterations, where the best validation FID was reached, and the wall ti
 * ``docs/results/gan_fid.png``: validation FID against generator iterations, every preset;
 * ``docs/results/wgan_wasserstein.png``: WGAN's Wasserstein estimate (the epoch's mean of
   ``train/wasserstein``) and its FID against generator iterations, with their Spearman correlation
-  (Arjovsky et al. 2017, Fig. 3; Fabbri et al. 2017, Fig. 8);
+  (Arjovsky et al. 2017, Fig. 3; Fabbri 2017, Fig. 8);
 * ``docs/results/dcgan_losses.png``: DCGAN's losses and FID the same way, which do not track quality.
 
 The last fixed-noise grid of each preset is copied to ``docs/results/<preset>.png``. ``--ema`` adds a run of

@@ -1,7 +1,7 @@
 """RGB <-> CIE 1976 L*a*b* in the networks' ``[-1, 1]`` range, for automatic colorization.
 
 Colorization models (Zhang et al. 2016, "Colorful Image Colorization"; Fabbri 2017, "A Comparative Study
-of GANs Towards Automatic Image Colorization") take the lightness ``L`` of an image and predict its two
+of Generative Adversarial Networks Towards Automatic Image Colorization", Sec. 4) take the lightness ``L`` of an image and predict its two
 chroma channels ``ab``. The conversion is kornia's (:func:`kornia.color.rgb_to_lab`,
 :func:`kornia.color.lab_to_rgb`): sRGB primaries and transfer curve, D65 reference white, 2 degree observer.
 

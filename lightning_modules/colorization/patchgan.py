@@ -4,7 +4,7 @@ Isola, Zhu, Zhou & Efros 2017, "Image-to-Image Translation with Conditional Adve
 Sec. 3.2.2 ("Markovian discriminator (PatchGAN)") and Appendix 6.1.2 (the 70x70 discriminator
 ``C64-C128-C256-C512`` followed by a 1-channel convolution); used as the colorization discriminator by
 Fabbri 2017, "A Comparative Study of Generative Adversarial Networks Towards Automatic Image
-Colorization", where it judges ``(L, ab)`` pairs, i.e. it is conditioned on the lightness ``L``.
+Colorization" (Sec. 4), where it judges ``(L, ab)`` pairs, i.e. it is conditioned on the lightness ``L``.
 
 Layer specs (all 4x4 kernels, padding 1): ``n_layers`` stride-2 convolutions of widths
 ``min(base_width * 2**i, 8 * base_width)``, one stride-1 convolution of width

@@ -3,7 +3,7 @@
 Isola, Zhu, Zhou & Efros 2017, "Image-to-Image Translation with Conditional Adversarial Networks",
 Sec. 3.2.1 ("Generator with skips") and Appendix 6.1.1 (architecture); used for automatic colorization
 by Fabbri 2017, "A Comparative Study of Generative Adversarial Networks Towards Automatic Image
-Colorization" (generator ``L -> ab``, values in [-1, 1]).
+Colorization", Sec. 4 (generator ``L -> ab``, values in [-1, 1]).
 
 Architecture (Appendix 6.1.1, ``Ck`` = 4x4 stride-2 convolution with ``k`` filters + BatchNorm + ReLU,
 ``CDk`` = the same with 50% dropout)::
