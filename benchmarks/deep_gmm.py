@@ -18,11 +18,18 @@ components, one line per depth, the best shallow GMM as a dashed line) goes to
 
     python benchmarks/deep_gmm.py                      # the README's tables (about 1 h on 2 cores)
     python benchmarks/deep_gmm.py --iterations 5 --gmm-components 4 8 --architectures 8 8,2 8,4,2
+    python benchmarks/deep_gmm.py --architectures 8,2 --gmm-components --timing-sizes --pictures /tmp/fig
+                                                       # some Deep GMM rows only (no GMMs, no timing)
+
+Each Deep GMM's progress line also counts the EM iterations whose M-step had starved nodes (reached by
+``0 < n < model.min_points`` patches: not fitted) and emptied ones (no patch: re-initialized), from its
+``em/starved_nodes`` and ``em/empty_nodes``.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import time
 from pathlib import Path
 
@@ -45,6 +52,8 @@ ARCHITECTURES = ["8", "16", "32", "8,2", "8,4", "8,8", "8,4,2", "8,4,4", "8,4,8"
 
 def shallow_sweep(sizes: list[int], seed: int, max_iter: int) -> list[dict]:
     """Fit a GaussianMixture per size on the train patches; its val/test log-likelihoods and seconds."""
+    if not sizes:
+        return []
     data = PatchesDataModule()
     data.setup()
     train, val, test = (data.dataset(s).x.numpy() for s in ("train", "val", "test"))
@@ -58,21 +67,35 @@ def shallow_sweep(sizes: list[int], seed: int, max_iter: int) -> list[dict]:
     return rows
 
 
+def node_events(metrics_csv: Path) -> tuple[int, int]:
+    """``(starved, emptied)``: how many EM iterations logged ``em/starved_nodes > 0`` and
+    ``em/empty_nodes > 0`` in a run's ``metrics.csv``."""
+    with open(metrics_csv) as f:
+        rows = list(csv.DictReader(f))
+    keys = ("em/starved_nodes", "em/empty_nodes")
+    starved, emptied = (sum(float(r.get(key) or 0) > 0 for r in rows) for key in keys)
+    return starved, emptied
+
+
 def deep_runs(architectures: list[str], iterations: int, out: Path, overrides: list[str]) -> list[dict]:
-    """Train each architecture with train.py; its test/val log-likelihoods and wall time."""
+    """Train each architecture with train.py; its test/val log-likelihoods, wall time and node events
+    (:func:`node_events`)."""
     rows = []
     for arch in architectures:
         components = [int(n) for n in arch.split(",")]
+        run_dir = out / arch.replace(",", "-")
         m, seconds = train_run(["model=deep_gmm", "data=patches", f"model.components=[{arch}]",
                                 f"trainer.max_epochs={iterations}", "callbacks.gmm_baseline=null", *overrides],
-                               out / arch.replace(",", "-"))
+                               run_dir)
         if m is None:
             print(f"Deep GMM {components}: failed", flush=True)
             continue
+        starved, emptied = node_events(run_dir / "csv" / "metrics.csv")
         rows.append({"components": components, "params": DeepGMM(DIM, components).num_parameters(),
                      "seconds": seconds, "test": m["test/log_likelihood"], "val": m.get("val/log_likelihood"),
-                     "switch": m.get("em/switch_rate")})
-        print(f"Deep GMM {components}: test {rows[-1]['test']:.2f} nats in {seconds:.0f} s", flush=True)
+                     "switch": m.get("em/switch_rate"), "starved": starved, "emptied": emptied})
+        print(f"Deep GMM {components}: test {rows[-1]['test']:.2f} nats in {seconds:.0f} s; EM iterations "
+              f"with starved nodes: {starved}, with emptied nodes: {emptied}", flush=True)
     return rows
 
 
@@ -109,9 +132,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=20, help="EM iterations (epochs) per Deep GMM")
     parser.add_argument("--architectures", nargs="+", default=ARCHITECTURES)
-    parser.add_argument("--gmm-components", nargs="+", type=int, default=[4, 8, 16, 24, 32])
+    parser.add_argument("--gmm-components", nargs="*", type=int, default=[4, 8, 16, 24, 32],
+                        help="GaussianMixture sizes; none: no shallow rows (and no gains)")
     parser.add_argument("--gmm-max-iter", type=int, default=300, help="scikit-learn EM iterations")
-    parser.add_argument("--timing-sizes", nargs="+", type=int, default=[2, 3, 4, 6, 8])
+    parser.add_argument("--timing-sizes", nargs="*", type=int, default=[2, 3, 4, 6, 8],
+                        help="N of the [N, N, N] timing networks; none: no timing table")
     parser.add_argument("--timing-patches", type=int, default=20000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "benchmarks" / "deep_gmm")
@@ -135,9 +160,10 @@ def main() -> None:
           f"{args.iterations} EM iterations per Deep GMM, CPU")
     print(markdown_table(["model", "layers", "components (paths)", "parameters", "val nats", "test nats",
                           "test gain over the best GMM with no more parameters", "wall s"], rows))
-    print(f"\none hard E-step on {args.timing_patches:,} patches, networks [N, N, N]")
-    print(markdown_table(["network", "sum_j N_j", "prod_j N_j", "heuristic E-step s", "full-search E-step s",
-                          "M-step s"], timing))
+    if timing:
+        print(f"\none hard E-step on {args.timing_patches:,} patches, networks [N, N, N]")
+        print(markdown_table(["network", "sum_j N_j", "prod_j N_j", "heuristic E-step s",
+                              "full-search E-step s", "M-step s"], timing))
 
     series: dict[str, tuple[list[float], list[float]]] = {}
     for r in deep:

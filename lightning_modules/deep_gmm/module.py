@@ -34,9 +34,10 @@ class DeepGMMModule(LightningModule):
 
     Each training batch ``(x, index)`` (``x`` float ``(B, D)`` patches, ``index`` ``(B,)`` their positions
     in the training set) goes through the E-step and adds its sufficient statistics; at the end of the
-    epoch the statistics are summed over processes (the Lightning strategy's all-reduce: the paper's
-    distributed EM, Sec. 3.3) and the M-step runs (Sec. 3.2). Validation runs before the M-step, so
-    ``train/log_likelihood`` and ``val/log_likelihood`` of epoch ``t`` describe the same parameters.
+    epoch the statistics are summed over processes (the Lightning strategy's all-reduce: the distribution
+    over machines that the paper notes for both steps in Sec. 3) and the M-step runs (Sec. 3.2).
+    Validation runs before the M-step, so ``train/log_likelihood`` and ``val/log_likelihood`` of epoch ``t``
+    describe the same parameters.
 
     E-step (Sec. 3.1), ``em="hard"`` (default): each point's best path by the coordinate-ascent heuristic
     (:func:`~lightning_modules.deep_gmm.estep.heuristic_search`: one pass from its previous path, two from a
@@ -52,9 +53,21 @@ class DeepGMMModule(LightningModule):
 
     Logged (every logger): ``train/log_likelihood``, ``val/log_likelihood``, ``test/log_likelihood``
     (average ``log p(x)`` over all paths, nats per patch), ``train/objective`` (hard EM: the average
-    ``log pi_p + log N(x | path)`` of the assigned paths, which EM never lowers), ``em/switch_rate`` (share
-    of points whose random start won, Fig. 2c), ``em/objective_gain``, ``em/lbfgs_iterations``,
-    ``em/empty_nodes``, ``em/empty_paths``, ``em/rejected_nodes``, ``em/estep_seconds``, ``em/mstep_seconds``.
+    ``log pi_p + log N(x | path)`` of the paths this epoch's E-step assigned, at the parameters it ran with;
+    soft EM: ``log p(x)``), ``em/switch_rate`` (share of points whose random start won, Fig. 2c),
+    ``em/objective_gain``, ``em/lbfgs_iterations``, ``em/empty_nodes`` (no point: re-initialized or left),
+    ``em/starved_nodes`` (``0 < n < min_points`` points: not fitted, transform kept), ``em/empty_paths``,
+    ``em/rejected_nodes``, ``em/estep_seconds``, ``em/mstep_seconds``; a line names the emptied and the
+    starved nodes of every M-step that had any.
+
+    What hard EM guarantees (``mstep="lbfgsb"``): the E-step's warm start makes each point's new path at
+    least as good as its old one at the new parameters (not in the first epoch after a resume, which has no
+    old paths), and the M-step changes no node's transform for the worse at the old paths (starved nodes
+    keep theirs, emptied nodes carry no point). So with
+    ``reg_covar=0`` and ``empty="prune"``, ``train/objective`` never decreases from one epoch to the next;
+    under ``empty="reinit"`` it can fall by at most ``E / N`` nats (the pseudo-counts of ``E`` empty paths
+    among ``N`` points, :func:`~lightning_modules.deep_gmm.mstep.update_priors`), and with ``reg_covar > 0``
+    each node raises its regularised eq. 11, not this objective. ``mstep="sgd"`` guarantees nothing.
 
     Args:
         dim: ``D`` (``data.dim``: 63 for 8x8 patches).
@@ -68,9 +81,11 @@ class DeepGMMModule(LightningModule):
         mstep_form: ``"auto"``, ``"kronecker"`` (eqs. 13-14) or ``"path_sum"``.
         kronecker_max_dim: ``auto`` uses the Kronecker form only up to this ``D``.
         reg_covar: added to the input variance of every node (scikit-learn's ``reg_covar``).
-        min_points: nodes with fewer points are not fitted (default ``D + 1``).
-        empty: ``"reinit"`` (empty nodes become perturbed copies of their layer's most used node, empty paths
-            keep a pseudo-count) or ``"prune"`` (empty paths get ``pi = 0``).
+        min_points: nodes reached by ``0 < n < min_points`` points are not fitted and keep their transforms
+            (default ``D + 1``).
+        empty: ``"reinit"`` (nodes no point reached become perturbed copies of their layer's most used node,
+            empty paths keep a pseudo-count) or ``"prune"`` (such nodes stay as they are, empty paths get
+            ``pi = 0``).
         init: ``"projection"`` or ``"random"``.
         sgd_lr: step size of the SGD M-step (on the per-point objective).
         train_log_likelihood: also compute the exact train log-likelihood (all paths) in the E-step.
@@ -225,16 +240,17 @@ class DeepGMMModule(LightningModule):
         if int(self.iterations_done) > 0 and hp.em == "hard" and hp.estep == "heuristic":
             self.log("em/switch_rate", switched / count)
         start = time.perf_counter()
-        logs = m_step(self.gmm, stats, iterations=hp.lbfgs_iterations, reg_covar=hp.reg_covar,
-                      form=hp.mstep_form, kronecker_max_dim=hp.kronecker_max_dim, min_points=hp.min_points,
-                      empty=hp.empty, optimize_q=hp.mstep == "lbfgsb" or int(self.iterations_done) == 0,
-                      generator=torch.Generator().manual_seed(int(hp.seed) + int(self.iterations_done)))
+        min_points = self.gmm.dim + 1 if hp.min_points is None else int(hp.min_points)
+        report = m_step(self.gmm, stats, iterations=hp.lbfgs_iterations, reg_covar=hp.reg_covar,
+                        form=hp.mstep_form, kronecker_max_dim=hp.kronecker_max_dim, min_points=min_points,
+                        empty=hp.empty, optimize_q=hp.mstep == "lbfgsb" or int(self.iterations_done) == 0,
+                        generator=torch.Generator().manual_seed(int(hp.seed) + int(self.iterations_done)))
+        logs = report.metrics()
         logs["mstep_seconds"] = time.perf_counter() - start
         logs["estep_seconds"] = self._estep_seconds
-        if logs["empty_nodes"] or logs["empty_paths"]:
-            rank_zero_info(f"Deep GMM, EM iteration {int(self.iterations_done)}: {int(logs['empty_nodes'])} "
-                           f"node(s) and {int(logs['empty_paths'])} path(s) lost all their points "
-                           f"({'re-initialized' if hp.empty == 'reinit' else 'pruned'})")
+        message = report.describe(hp.empty, min_points)
+        if message:
+            rank_zero_info(f"Deep GMM, EM iteration {int(self.iterations_done)}: {message}")
         for key, value in logs.items():
             self.log(f"em/{key}", float(value))
         self._share_paths()

@@ -14,9 +14,14 @@ with ``N_s, S_s, M_s`` the points' count, sum and second moment at the node's in
 (:mod:`lightning_modules.deep_gmm.stats`) and ``N = sum_s N_s``; ``F`` is exactly
 ``sum_n (log|det Q| - |z_n|^2 / 2)`` over those points. The bias is maximised in closed form for each ``Q``:
 ``(sum_s N_s P_s) w = sum_s (P_s Q S_s - N_s e_s)``, ``b = Q^{-1} w``; at that ``w`` the gradient in ``Q``
-is (eq. 12)
+is
 
-    dF/dQ = N Q^{-T} - sum_s P_s Q M_s + sum_s (P_s w + e_s) S_s^T.
+    dF/dQ = N Q^{-T} - sum_s P_s Q M_s + sum_s (P_s w + e_s) S_s^T,
+
+entry ``[a, b]`` the derivative by ``Q[a, b]``. This is the **transpose of the paper's printed eq. 12**
+(which lays the derivative out by ``Q^T``); read as the gradient of ``Q`` the printed form is wrong
+whenever ``Q`` is not symmetric. Central finite differences of eq. 11 agree with the form above and not
+with its transpose (``test_eq12_gradient_matches_finite_differences_of_eq11``).
 
 The costly term ``sum_s P_s Q M_s`` costs ``2 U D^3`` per evaluation summed over the ``U`` suffixes
 (the path-sum form); in the Kronecker form (eqs. 13-14) ``K = sum_s P_s (x) M_s`` (``D^2 x D^2``, built
@@ -129,8 +134,9 @@ class NodeObjective:
         return np.matmul(self.precision @ q, self.moments).sum(0)
 
     def value_and_gradient(self, q: np.ndarray, w: np.ndarray | None = None) -> tuple[float, np.ndarray]:
-        """``F(Q, w)`` (nats, eq. 11) and ``dF/dQ`` (eq. 12), by default at the closed-form ``w(Q)``
-        (where the gradient is also the total derivative of ``Q -> F(Q, w(Q))``).
+        """``F(Q, w)`` (nats, eq. 11) and ``dF/dQ`` (the transpose of the paper's printed eq. 12, see the
+        module docstring: entry ``[a, b]`` is the derivative by ``Q[a, b]``), by default at the closed-form
+        ``w(Q)`` (where the gradient is also the total derivative of ``Q -> F(Q, w(Q))``).
 
         Args:
             q: ``(D, D)``.
@@ -164,7 +170,8 @@ class NodeResult:
 def optimize_node(objective: NodeObjective, q0: Tensor, iterations: int = 50) -> tuple[Tensor, Tensor, NodeResult]:
     """Maximise eq. 11 over ``Q`` with SciPy's L-BFGS-B from ``q0`` (bias in closed form at every step).
 
-    The result is kept only if it raises the objective, so the M-step never lowers the EM objective.
+    The result is kept only if it raises the objective, so a node's update never lowers its eq. 11 (the
+    regularised one when the moments hold ``reg_covar``, see :meth:`NodeObjective.build`).
 
     Args:
         objective: the node's :class:`NodeObjective`.
@@ -198,8 +205,10 @@ def optimize_node(objective: NodeObjective, q0: Tensor, iterations: int = 50) ->
 def update_priors(model: DeepGMM, stats: EMStatistics, empty: str = "reinit") -> int:
     """``pi`` in closed form from the (summed) assignments: per path (joint) or per node (factorized).
 
-    Paths (joint) or nodes (factorized) with no points get probability 0 under ``"prune"``, or a
-    pseudo-count of one point under ``"reinit"`` (they stay reachable).
+    Paths (joint) or nodes (factorized) with no points get probability 0 under ``"prune"`` (then ``pi`` is
+    the exact maximiser of the hard-EM objective at these assignments), or a pseudo-count of one point under
+    ``"reinit"`` (they stay reachable, and each of the ``N`` points' ``log pi`` is ``log(1 + E / N)`` nats
+    below the maximum for ``E`` empty paths, or summed over the layers' empty nodes).
 
     Returns:
         the number of paths (joint) or nodes (factorized) that had no points.
@@ -218,40 +227,112 @@ def update_priors(model: DeepGMM, stats: EMStatistics, empty: str = "reinit") ->
     return empty_count
 
 
+@dataclass
+class MStepReport:
+    """What one :func:`m_step` did.
+
+    Attributes:
+        objective_gain: nats per point that the node updates added to the hard-EM objective (eq. 11 summed
+            over the fitted nodes, with ``reg_covar``).
+        lbfgs_iterations: L-BFGS-B iterations, mean over the fitted nodes.
+        emptied: ``(layer, node)`` of every node no point reached: re-initialized (``empty="reinit"``) or
+            left as it was (``"prune"``).
+        starved: ``(layer, node, points)`` of every node reached by ``0 < points < min_points`` points: not
+            fitted, its transform and bias kept.
+        empty_paths: paths (joint prior) or nodes (factorized prior) with no point, see :func:`update_priors`.
+        rejected_nodes: fitted nodes whose L-BFGS-B result did not raise their objective (kept as they were).
+        factorized: the model's path prior is factorized (``empty_paths`` counts nodes).
+    """
+
+    objective_gain: float
+    lbfgs_iterations: float
+    emptied: list[tuple[int, int]]
+    starved: list[tuple[int, int, int]]
+    empty_paths: int
+    rejected_nodes: int
+    factorized: bool = False
+
+    def metrics(self) -> dict[str, float]:
+        """The numbers the module logs as ``em/<key>``: ``objective_gain``, ``lbfgs_iterations``,
+        ``empty_nodes`` (``len(emptied)``), ``starved_nodes`` (``len(starved)``), ``empty_paths``,
+        ``rejected_nodes``."""
+        return {"objective_gain": self.objective_gain, "lbfgs_iterations": self.lbfgs_iterations,
+                "empty_nodes": float(len(self.emptied)), "starved_nodes": float(len(self.starved)),
+                "empty_paths": float(self.empty_paths), "rejected_nodes": float(self.rejected_nodes)}
+
+    def describe(self, empty: str, min_points: int) -> str | None:
+        """One sentence on the emptied and the starved nodes and the empty paths, or ``None`` if there were
+        none; ``empty`` and ``min_points`` are the policy and the threshold this M-step ran with."""
+        parts = []
+        if self.emptied:
+            nodes = ", ".join(f"({j}, {i})" for j, i in self.emptied)
+            fate = ("re-initialized as perturbed copies of their layer's busiest node" if empty == "reinit"
+                    else "left as they were")
+            parts.append(f"node(s) (layer, node) {nodes} held no patch and were {fate}")
+        if self.starved:
+            nodes = ", ".join(f"({j}, {i}) with {n}" for j, i, n in self.starved)
+            parts.append(f"node(s) (layer, node) {nodes} patch(es), fewer than "
+                         f"model.min_points={min_points}, were not fitted and keep their transforms")
+        if self.empty_paths:
+            fate = "keep a pseudo-count of one patch" if empty == "reinit" else "were pruned (pi = 0)"
+            what = "node probabilities of the factorized prior" if self.factorized else "path(s)"
+            parts.append(f"{self.empty_paths} {what} held no patch and {fate}")
+        return "; ".join(parts) or None
+
+
 @torch.no_grad()
 def m_step(model: DeepGMM, stats: EMStatistics, *, iterations: int = 50, reg_covar: float = 1e-6,
            form: str = "auto", kronecker_max_dim: int = 64, min_points: int | None = None,
            empty: str = "reinit", generator: torch.Generator | None = None,
-           optimize_q: bool = True) -> dict[str, float]:
-    """One M-step: for ``j = k-1 .. 0`` (top to bottom), every node of layer ``j`` by
+           optimize_q: bool = True) -> MStepReport:
+    """One M-step (Sec. 3.2): for ``j = k-1 .. 0`` (top to bottom), every node of layer ``j`` by
     :func:`optimize_node` against the already updated layers above; then ``pi`` (:func:`update_priors`).
 
-    A node reached by fewer than ``min_points`` points (default ``D + 1``) is not fitted; under
-    ``empty="reinit"`` it becomes a copy of its layer's most used node with ``Q`` perturbed by 1% noise,
-    so it can take over part of that node's points at the next E-step (a split); under ``"prune"`` it is
-    left as it is (its paths get ``pi = 0`` if they are empty).
+    A node reached by ``0 < n < min_points`` points (default ``min_points = D + 1``) is *starved*: it is not
+    fitted and keeps its transform and bias, so the objective of its points does not change. A node reached
+    by no point is *emptied*: under ``empty="reinit"`` it becomes a copy of its layer's most used node with
+    ``Q`` perturbed by 1% noise, so it can take over part of that node's points at the next E-step (a
+    split); under ``"prune"`` it is left as it is (its paths get ``pi = 0``). Neither changes the objective
+    at the E-step's paths (no assigned path runs through an emptied node). So with ``reg_covar = 0`` and
+    ``empty="prune"`` the M-step never lowers the hard-EM objective at the E-step's paths; under
+    ``"reinit"`` it lowers it by at most what the empty paths' pseudo-counts take from the others' ``pi``,
+    ``log(1 + E / N) <= E / N`` nats per point for ``E`` empty paths (factorized prior: empty nodes) and
+    ``N`` points (:func:`update_priors`). With ``reg_covar > 0`` each node raises its own regularised
+    eq. 11 (``M_s + reg N_s I``), not the plain objective.
 
     Args:
+        model: the Deep GMM, updated in place.
+        stats: the E-step's summed statistics (:class:`~lightning_modules.deep_gmm.stats.EMStatistics`).
+        iterations: L-BFGS-B ``maxiter`` per node (``model.lbfgs_iterations``).
+        reg_covar, form, kronecker_max_dim: see :meth:`NodeObjective.build`.
+        min_points: the fewest points a node is fitted on (``model.min_points``; ``None``: ``D + 1``).
+        empty: ``"reinit"`` or ``"prune"`` (``model.empty``).
+        generator: the re-initialisation noise's random numbers.
         optimize_q: ``False`` keeps every ``Q`` (the SGD variant updates them per minibatch) and only
             updates biases and ``pi``.
 
     Returns:
-        logs: ``objective_gain`` (nats per point the node updates added), ``lbfgs_iterations`` (mean per
-        fitted node), ``empty_nodes``, ``empty_paths`` (or empty nodes for a factorized prior),
-        ``rejected_nodes`` (L-BFGS-B found no improvement).
+        the :class:`MStepReport`.
 
     Raises:
-        ValueError: on an unknown ``empty`` policy or ``form``.
+        ValueError: on an unknown ``empty`` policy (``model.empty``) or ``form`` (``model.mstep_form``).
     """
     if empty not in EMPTY_POLICIES:
         raise ValueError(f"model.empty must be one of {EMPTY_POLICIES}, got {empty!r}")
     min_points = model.dim + 1 if min_points is None else min_points
-    gain, fitted, iters, empty_nodes, rejected = 0.0, 0, 0, 0, 0
+    gain, fitted, iters, rejected = 0.0, 0, 0, 0
+    emptied: list[tuple[int, int]] = []
+    starved: list[tuple[int, int, int]] = []
     for j in reversed(range(model.depth)):
         big_t, small_t = upper_maps(model, j)
         counts = stats.node_counts(j)
         for i in range(model.components[j]):
-            if float(counts[i]) < min_points:
+            n = float(counts[i])
+            if n <= 0:
+                emptied.append((j, i))
+                continue
+            if n < min_points:
+                starved.append((j, i, round(n)))
                 continue
             objective = NodeObjective.build(stats.count[j][i], stats.sum[j][i], stats.moment[j][i], big_t,
                                             small_t, reg_covar, form, kronecker_max_dim)
@@ -266,14 +347,12 @@ def m_step(model: DeepGMM, stats: EMStatistics, *, iterations: int = 50, reg_cov
                                                           device=q.device))
             model.q(j)[i], model.b(j)[i] = q, b
             fitted += 1
-        lonely = (counts < min_points).nonzero().squeeze(1).tolist()
-        empty_nodes += len(lonely)
-        if lonely and empty == "reinit":
+        if empty == "reinit":
             donor = int(counts.argmax())
-            for i in lonely:
+            for i in [i for layer, i in emptied if layer == j]:
                 noise = torch.randn(model.dim, model.dim, generator=generator, dtype=torch.float64)
                 model.q(j)[i] = model.q(j)[donor] * (1 + 0.01 * noise.to(model.q(j).device))
                 model.b(j)[i] = model.b(j)[donor]
     empty_paths = update_priors(model, stats, empty)
-    return {"objective_gain": gain / max(stats.total, 1.0), "lbfgs_iterations": iters / max(fitted, 1),
-            "empty_nodes": float(empty_nodes), "empty_paths": float(empty_paths), "rejected_nodes": float(rejected)}
+    return MStepReport(gain / max(stats.total, 1.0), iters / max(fitted, 1), emptied, starved, empty_paths,
+                       rejected, model.path_prior == "factorized")

@@ -1,12 +1,12 @@
-"""The sufficient statistics of the Deep GMM's M-step (van den Oord & Schrauwen 2014, Sec. 3.2-3.3).
+"""The sufficient statistics of the Deep GMM's M-step (van den Oord & Schrauwen 2014, Sec. 3.2).
 
 For node ``i`` of layer ``j`` and every path suffix ``s`` above it (the nodes of layers ``j+1..k-1``), the
 M-step needs the points that pass through ``(j, i, s)``, seen at the node's input ``v = h_{j-1}`` (the
 data pushed through the layers below along the point's own path; ``v = x`` for layer 0): their weight
 ``N`` (count, or summed responsibility for soft EM), their sum ``S = sum v`` and their second moment
 ``M = sum v v^T``. The paper's ``Gamma_p`` is ``M`` centred on the bias. These are sums over points, so
-each process accumulates its own and the totals are summed across processes (the paper's distributed
-EM, Sec. 3.3) before the M-step.
+each process accumulates its own and the totals are summed across processes before the M-step (the
+paper notes in Sec. 3 that both EM steps distribute over machines).
 
 Layout for layer ``j`` with ``N_j`` nodes and ``U_j = prod_{l>j} N_l`` suffixes (flattened like paths,
 layer ``j+1`` most significant): ``count[j]`` ``(N_j, U_j)``, ``sum[j]`` ``(N_j, U_j, D)``, ``moment[j]``

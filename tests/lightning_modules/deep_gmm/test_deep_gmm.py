@@ -114,6 +114,8 @@ def test_eq12_gradient_matches_finite_differences_of_eq11(form):
             numeric[a, b] = (objective.value_and_gradient(q0 + step)[0]
                              - objective.value_and_gradient(q0 - step)[0]) / 2e-6
     np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-5)
+    # the paper's printed eq. 12 is the transpose of this gradient: it does not match the finite differences
+    assert np.abs(grad.T - numeric).max() > 1e3 * np.abs(grad - numeric).max() + 1.0
     # eq. 11 at the node's current bias is exactly sum_n (log|det Q| - |z_n|^2 / 2) over its points
     through = paths[:, j] == i
     z = model.apply_layers(x[through], paths[through], range(model.depth))
@@ -136,10 +138,12 @@ def test_both_mstep_forms_agree():
     np.testing.assert_allclose(values[0][1], values[1][1], rtol=1e-10, atol=1e-10)
 
 
-def run_hard_em(model: DeepGMM, x: torch.Tensor, iterations: int, estep: str = "heuristic"):
-    """Hard EM as the module runs it; returns [(E-step objective, objective after the M-step)] in nats and
-    the last E-step's paths."""
-    index, previous, trace = torch.arange(len(x)), None, []
+def run_hard_em(model: DeepGMM, x: torch.Tensor, iterations: int, estep: str = "heuristic", empty: str = "prune",
+                min_points: int | None = None):
+    """Hard EM as the module runs it (``reg_covar=0``); returns [(E-step objective, objective after the
+    M-step)] in nats, the last E-step's paths, and per M-step its report and the ``(layer, node)`` pairs
+    whose ``Q`` or ``b`` it changed."""
+    index, previous, trace, steps = torch.arange(len(x)), None, [], []
     for it in range(iterations):
         if it == 0:
             paths = projection_paths(model, x, 0)
@@ -150,18 +154,45 @@ def run_hard_em(model: DeepGMM, x: torch.Tensor, iterations: int, estep: str = "
         before = float(model.log_joint(x, paths).sum())
         stats = EMStatistics(model)
         stats.add_hard(model, x, paths)
-        m_step(model, stats, reg_covar=0.0, empty="prune")
+        old = [(model.q(j).clone(), model.b(j).clone()) for j in range(model.depth)]
+        report = m_step(model, stats, reg_covar=0.0, empty=empty, min_points=min_points,
+                        generator=torch.Generator().manual_seed(it))
+        moved = {(j, i) for j, (q, b) in enumerate(old) for i in range(len(q))
+                 if not (torch.equal(q[i], model.q(j)[i]) and torch.equal(b[i], model.b(j)[i]))}
         trace.append((before, float(model.log_joint(x, paths).sum())))
+        steps.append((report, moved))
         previous = paths
-    return trace, previous
+    return trace, previous, steps
 
 
 def test_hard_em_never_lowers_its_objective():
     model = DeepGMM(4, (3, 2))
-    trace, _ = run_hard_em(model, clustered(), 8)
+    trace, _, _ = run_hard_em(model, clustered(), 8)
     flat = [v for pair in trace[1:] for v in pair]
     assert all(b >= a - 1e-6 for a, b in pairwise(flat)), trace
     assert flat[-1] - flat[0] > 100  # and it does improve (nats over 1,200 points)
+
+
+def test_a_starved_node_keeps_its_transform_and_hard_em_never_lowers_its_objective():
+    """Issue 30: a node reached by 0 < n < min_points points is not fitted and keeps its transform; only a
+    node no point reached is re-initialized. Re-initializing the starved node (0, 2) as well, as before the
+    fix, lowered the objective by 248.88 nats (of 1,200 points) in the M-step of EM iteration 4."""
+    model = DeepGMM(4, (3, 2))
+    trace, _, steps = run_hard_em(model, clustered(seed=1), 8, empty="reinit", min_points=40)
+    # exact numbers, E-step and M-step alike: no step lowers the objective; the smallest rise is 8.82 nats
+    flat = [v for pair in trace[1:] for v in pair]
+    assert all(b >= a - 1e-6 for a, b in pairwise(flat)), trace
+    assert min(b - a for a, b in pairwise(flat)) == pytest.approx(8.816, abs=0.01)
+    everyone = {(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)}
+    assert [moved for _, moved in steps] == [everyone] * 4 + [everyone - {(0, 2)}] * 4
+    starved = [report.starved for report, _ in steps]
+    assert starved == [[], [], [], [], [(0, 2, 34)], [(0, 2, 30)], [(0, 2, 28)], [(0, 2, 19)]], starved
+    assert not any(report.emptied or report.empty_paths for report, _ in steps)
+    metrics = steps[4][0].metrics()
+    assert metrics["starved_nodes"] == 1 and metrics["empty_nodes"] == 0 and metrics["empty_paths"] == 0
+    assert steps[4][0].describe("reinit", 40) == (
+        "node(s) (layer, node) (0, 2) with 34 patch(es), fewer than model.min_points=40, were not fitted and "
+        "keep their transforms")
 
 
 def test_heuristic_finds_the_full_search_path_on_small_networks():
@@ -169,7 +200,7 @@ def test_heuristic_finds_the_full_search_path_on_small_networks():
     best of all 12 paths for nearly every point, and never better than the best."""
     model = DeepGMM(4, (3, 2, 2))
     x = clustered(seed=1)
-    _, previous = run_hard_em(model, x, 10)
+    _, previous, _ = run_hard_em(model, x, 10)
     _, found, switched = heuristic_search(model, x, previous, hashed_paths(model, torch.arange(len(x)), 11))
     _, full = full_search(model, x)
     assert (found <= full + 1e-9).all()
@@ -218,8 +249,13 @@ def test_empty_paths_are_pruned_or_reinitialized():
         paths = torch.zeros(len(x), 2, dtype=torch.long)   # every point on path (0, 0)
         paths[::2, 1] = 1                                    # and (0, 1): node 1 and 2 of layer 0 empty
         stats.add_hard(model, x, paths)
-        logs = m_step(model, stats, empty=policy, generator=torch.Generator().manual_seed(0))
-        assert logs["empty_nodes"] == 2 and logs["empty_paths"] == 4
+        report = m_step(model, stats, empty=policy, generator=torch.Generator().manual_seed(0))
+        assert report.emptied == [(0, 1), (0, 2)] and report.starved == [] and report.empty_paths == 4
+        assert report.metrics()["empty_nodes"] == 2 and report.metrics()["starved_nodes"] == 0
+        fate = ("re-initialized as perturbed copies of their layer's busiest node; 4 path(s) held no patch and "
+                "keep a pseudo-count of one patch" if policy == "reinit"
+                else "left as they were; 4 path(s) held no patch and were pruned (pi = 0)")
+        assert report.describe(policy, 5) == f"node(s) (layer, node) (0, 1), (0, 2) held no patch and were {fate}"
         pi = model.log_pi.exp()
         if policy == "prune":
             assert torch.equal(pi[2:], torch.zeros(4, dtype=F64))
