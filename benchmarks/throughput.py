@@ -93,8 +93,8 @@ def main() -> None:
     off = ["model_checkpoint", "last_checkpoint", "model_summary", "samples", "interpolation", "evaluation",
            "parzen"]
     overrides = ["model=dcgan", "data=mnist5k", "trainer=cpu", "logger=csv", f"data.batch_size={args.batch_size}",
-                 "trainer.max_epochs=1", f"+trainer.limit_train_batches={args.batches + args.warmup}",
-                 "+trainer.limit_val_batches=0", "+trainer.enable_checkpointing=false",
+                 "trainer.max_epochs=1", f"trainer.limit_train_batches={args.batches + args.warmup}",
+                 "trainer.limit_val_batches=0", "+trainer.enable_checkpointing=false",
                  *[f"callbacks.{name}=null" for name in off]]
     results = {"bare PyTorch": [], "genforge (Lightning)": []}
     for r in range(args.rounds):

@@ -153,6 +153,34 @@ def test_config_groups_compose(tmp_path):
     assert sorted(cfg.logger) == ["csv", "tensorboard", "wandb"]
 
 
+def test_trainer_flags_need_no_plus_and_default_to_lightnings(tmp_path):
+    """The Trainer flags people type are in conf/trainer/default.yaml: `trainer.<flag>=...` composes without
+    `+`, and each one genforge does not choose on purpose holds Lightning's own default."""
+    import inspect
+
+    import pytorch_lightning as pl
+    from hydra.utils import instantiate
+
+    flags = {"limit_train_batches": 3, "limit_val_batches": 2, "limit_test_batches": 0.5,
+             "limit_predict_batches": 1, "val_check_interval": 2, "check_val_every_n_epoch": 2,
+             "log_every_n_steps": 5, "precision": "bf16-mixed", "deterministic": True, "benchmark": True,
+             "num_sanity_val_steps": 0, "profiler": "simple", "max_time": "00:00:10:00", "fast_dev_run": 2,
+             "overfit_batches": 1}
+    cfg = compose_train([f"trainer.{k}={v}" for k, v in flags.items()], tmp_path)
+    assert {k: cfg.trainer[k] for k in flags} == flags
+    defaults = compose_train([], tmp_path).trainer
+    lightning = inspect.signature(pl.Trainer).parameters
+    ours = {"max_epochs", "max_steps", "precision", "devices", "log_every_n_steps", "default_root_dir",
+            "min_epochs", "deterministic", "benchmark"}  # chosen on purpose, commented in the file
+    assert {k: defaults[k] for k in defaults if k not in ours and k != "_target_"} == {
+        k: lightning[k].default for k in defaults if k not in ours and k != "_target_"}
+    trainer = instantiate(compose_train(["trainer.limit_train_batches=3", "trainer.limit_val_batches=0",
+                                         "trainer.accelerator=cpu"], tmp_path).trainer,
+                          default_root_dir=str(tmp_path), logger=False)
+    assert trainer.limit_train_batches == 3 and trainer.limit_val_batches == 0
+    assert trainer.num_sanity_val_steps == 2 and trainer.check_val_every_n_epoch == 1
+
+
 def test_wgan_on_a_folder_in_celeba_layout(tmp_path):
     root = tmp_path / "celeba"
     write_celeba_faces(root)
