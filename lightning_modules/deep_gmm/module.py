@@ -240,15 +240,14 @@ class DeepGMMModule(LightningModule):
         if int(self.iterations_done) > 0 and hp.em == "hard" and hp.estep == "heuristic":
             self.log("em/switch_rate", switched / count)
         start = time.perf_counter()
-        min_points = self.gmm.dim + 1 if hp.min_points is None else int(hp.min_points)
         report = m_step(self.gmm, stats, iterations=hp.lbfgs_iterations, reg_covar=hp.reg_covar,
-                        form=hp.mstep_form, kronecker_max_dim=hp.kronecker_max_dim, min_points=min_points,
+                        form=hp.mstep_form, kronecker_max_dim=hp.kronecker_max_dim, min_points=hp.min_points,
                         empty=hp.empty, optimize_q=hp.mstep == "lbfgsb" or int(self.iterations_done) == 0,
                         generator=torch.Generator().manual_seed(int(hp.seed) + int(self.iterations_done)))
         logs = report.metrics()
         logs["mstep_seconds"] = time.perf_counter() - start
         logs["estep_seconds"] = self._estep_seconds
-        message = report.describe(hp.empty, min_points)
+        message = report.describe()
         if message:
             rank_zero_info(f"Deep GMM, EM iteration {int(self.iterations_done)}: {message}")
         for key, value in logs.items():

@@ -242,6 +242,8 @@ class MStepReport:
         empty_paths: paths (joint prior) or nodes (factorized prior) with no point, see :func:`update_priors`.
         rejected_nodes: fitted nodes whose L-BFGS-B result did not raise their objective (kept as they were).
         factorized: the model's path prior is factorized (``empty_paths`` counts nodes).
+        empty: the policy this M-step ran with (``model.empty``).
+        min_points: the threshold this M-step ran with (``model.min_points``, resolved: ``D + 1`` for null).
     """
 
     objective_gain: float
@@ -251,6 +253,8 @@ class MStepReport:
     empty_paths: int
     rejected_nodes: int
     factorized: bool = False
+    empty: str = "reinit"
+    min_points: int = 0
 
     def metrics(self) -> dict[str, float]:
         """The numbers the module logs as ``em/<key>``: ``objective_gain``, ``lbfgs_iterations``,
@@ -260,9 +264,10 @@ class MStepReport:
                 "empty_nodes": float(len(self.emptied)), "starved_nodes": float(len(self.starved)),
                 "empty_paths": float(self.empty_paths), "rejected_nodes": float(self.rejected_nodes)}
 
-    def describe(self, empty: str, min_points: int) -> str | None:
+    def describe(self) -> str | None:
         """One sentence on the emptied and the starved nodes and the empty paths, or ``None`` if there were
-        none; ``empty`` and ``min_points`` are the policy and the threshold this M-step ran with."""
+        none."""
+        empty, min_points = self.empty, self.min_points
         parts = []
         if self.emptied:
             nodes = ", ".join(f"({j}, {i})" for j, i in self.emptied)
@@ -355,4 +360,4 @@ def m_step(model: DeepGMM, stats: EMStatistics, *, iterations: int = 50, reg_cov
                 model.b(j)[i] = model.b(j)[donor]
     empty_paths = update_priors(model, stats, empty)
     return MStepReport(gain / max(stats.total, 1.0), iters / max(fitted, 1), emptied, starved, empty_paths,
-                       rejected, model.path_prior == "factorized")
+                       rejected, model.path_prior == "factorized", empty, min_points)

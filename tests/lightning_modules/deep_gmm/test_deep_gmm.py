@@ -190,7 +190,7 @@ def test_a_starved_node_keeps_its_transform_and_hard_em_never_lowers_its_objecti
     assert not any(report.emptied or report.empty_paths for report, _ in steps)
     metrics = steps[4][0].metrics()
     assert metrics["starved_nodes"] == 1 and metrics["empty_nodes"] == 0 and metrics["empty_paths"] == 0
-    assert steps[4][0].describe("reinit", 40) == (
+    assert steps[4][0].describe() == (
         "node(s) (layer, node) (0, 2) with 34 patch(es), fewer than model.min_points=40, were not fitted and "
         "keep their transforms")
 
@@ -255,7 +255,7 @@ def test_empty_paths_are_pruned_or_reinitialized():
         fate = ("re-initialized as perturbed copies of their layer's busiest node; 4 path(s) held no patch and "
                 "keep a pseudo-count of one patch" if policy == "reinit"
                 else "left as they were; 4 path(s) held no patch and were pruned (pi = 0)")
-        assert report.describe(policy, 5) == f"node(s) (layer, node) (0, 1), (0, 2) held no patch and were {fate}"
+        assert report.describe() == f"node(s) (layer, node) (0, 1), (0, 2) held no patch and were {fate}"
         pi = model.log_pi.exp()
         if policy == "prune":
             assert torch.equal(pi[2:], torch.zeros(4, dtype=F64))
