@@ -17,25 +17,28 @@ from utils.errors import InputError, MissingFileError
 IDENTITY_KEY = "genforge"
 
 
-def find_run_config(ckpt_path: Path, run_config: str | None) -> Path:
+def find_run_config(ckpt_path: Path, run_config: str | None, key: str = "ckpt_path",
+                    option: str = "run_config") -> Path:
     """The training run's ``config.yaml``: ``run_config`` if given, else ``<run>/.hydra/config.yaml`` for a
-    checkpoint in ``<run>/checkpoints/``.
+    checkpoint in ``<run>/checkpoints/``. ``key`` and ``option`` name the checkpoint's and the config's
+    argument in messages.
 
     Raises:
         MissingFileError: naming the checkpoint and where the config was looked for.
     """
     if not ckpt_path.is_file():
-        raise MissingFileError(f"ckpt_path={ckpt_path} does not exist")
+        raise MissingFileError(f"{key}={ckpt_path} does not exist")
     candidate = Path(run_config) if run_config else ckpt_path.resolve().parents[1] / ".hydra" / "config.yaml"
     if not candidate.is_file():
-        raise MissingFileError(f"no training config at {candidate} for ckpt_path={ckpt_path}; "
-                               "pass run_config=<run>/.hydra/config.yaml")
+        raise MissingFileError(f"no training config at {candidate} for {key}={ckpt_path}; "
+                               f"pass {option}=<run>/.hydra/config.yaml")
     return candidate
 
 
-def read_checkpoint(ckpt_path: str | Path, key: str = "ckpt_path") -> dict:
+def read_checkpoint(ckpt_path: str | Path, key: str = "ckpt_path", map_location="cpu") -> dict:
     """The Lightning checkpoint at ``ckpt_path`` (config key ``key``), read with ``weights_only=True``
-    onto the CPU (memory-mapped, so a large file is not read twice when Lightning loads it again).
+    onto the CPU (memory-mapped, so a large file is not read twice when Lightning loads it again), or where
+    ``map_location`` says (``torch.load``'s argument).
 
     Raises:
         MissingFileError: the file does not exist.
@@ -46,7 +49,7 @@ def read_checkpoint(ckpt_path: str | Path, key: str = "ckpt_path") -> dict:
     if not path.is_file():
         raise MissingFileError(f"{key}={path} does not exist")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True, mmap=True)
     except Exception as error:  # noqa: BLE001 - every reason is reported the same way, with its first line
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise InputError(f"{key}={path} ({path.stat().st_size} bytes) is not a readable checkpoint: "
@@ -134,6 +137,21 @@ def check_resumable(ckpt_path: str | Path, model: torch.nn.Module, model_cfg: Di
     return checkpoint
 
 
+def load_state(model: torch.nn.Module, checkpoint: dict, ckpt_path: Path, strict: bool = True):
+    """Load ``checkpoint["state_dict"]`` (read from ``ckpt_path``) into ``model``; returns torch's
+    ``(missing_keys, unexpected_keys)``, empty when ``strict``.
+
+    Raises:
+        InputError: the weights do not fit the model (names the file and the first differences).
+    """
+    try:
+        return model.load_state_dict(checkpoint["state_dict"], strict=strict)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()
+        raise InputError(f"checkpoint {ckpt_path} does not fit the model of its run config: "
+                         f"{' '.join(first[:3])[:300]}") from error
+
+
 def load_weights(model: torch.nn.Module, ckpt_path: Path) -> dict:
     """Load a Lightning checkpoint's ``state_dict`` into ``model`` with ``weights_only=True``.
 
@@ -141,13 +159,57 @@ def load_weights(model: torch.nn.Module, ckpt_path: Path) -> dict:
         InputError: if the file is unreadable or not a Lightning checkpoint of this model (names the file).
     """
     checkpoint = read_checkpoint(ckpt_path)
-    try:
-        model.load_state_dict(checkpoint["state_dict"])
-    except RuntimeError as error:
-        first = str(error).strip().splitlines()
-        raise InputError(f"checkpoint {ckpt_path} does not fit the model of its run config: "
-                         f"{' '.join(first[:3])[:300]}") from error
+    load_state(model, checkpoint, ckpt_path)
     return checkpoint
+
+
+def check_config_targets(cfg: DictConfig, source: str, trust_run_config: bool = False, prefix: str = "") -> None:
+    """Before a saved config (read from ``source``) is instantiated: every ``_target_`` of ``cfg`` (key path
+    ``prefix``) on the allowlist of :mod:`utils.target_allowlist`, unless ``trust_run_config`` (a warning).
+
+    Raises:
+        UntrustedConfigError: a ``_target_`` outside the allowlist, naming the key and ``source``.
+    """
+    import logging
+
+    from utils.target_allowlist import check_targets
+
+    if trust_run_config:
+        logging.getLogger("genforge").warning(f"trust_run_config=true: instantiating {source} unchecked")
+    else:
+        check_targets(cfg, source, prefix)
+
+
+def saved_model_config(checkpoint: dict, ckpt_path: Path, run_config: str | Path | None = None,
+                       key: str = "ckpt_path", option: str = "run_config") -> tuple[DictConfig, str]:
+    """``(model config, where it was read)`` of a checkpoint, its ``_target_``s renamed where modules moved
+    (:mod:`utils.moved`), not yet checked nor instantiated.
+
+    The config comes from ``run_config`` when given (a run's ``.hydra/config.yaml``, or any YAML with a
+    ``model`` node), else from the checkpoint's own record (``checkpoint["genforge"]["model"]``, written by
+    :class:`callbacks.run_identity.RunIdentity`, so a checkpoint copied away from its run still loads), else
+    from ``<run>/.hydra/config.yaml`` beside ``<run>/checkpoints/`` (checkpoints from before the record).
+    ``key``/``option`` name the checkpoint's and the config's arguments in messages.
+
+    Raises:
+        MissingFileError: no record, and no run config where it was looked for (names both).
+        InputError: the run config has no ``model`` node with a ``_target_``.
+    """
+    from utils.moved import update_targets
+
+    record = checkpoint.get(IDENTITY_KEY)
+    if run_config is None and isinstance(record, dict) and isinstance(record.get("model"), dict):
+        model_cfg, source = OmegaConf.create(record["model"]), f"{key}={ckpt_path} (its record of the model)"
+    else:
+        config_file = find_run_config(Path(ckpt_path), str(run_config) if run_config else None, key, option)
+        run_cfg = OmegaConf.load(config_file)
+        if not isinstance(run_cfg, DictConfig) or not isinstance(run_cfg.get("model"), DictConfig) \
+                or "_target_" not in run_cfg.model:
+            raise InputError(f"{option}={config_file} has no 'model' node with a _target_: expected a run's "
+                             ".hydra/config.yaml")
+        model_cfg, source = run_cfg.model, str(config_file)
+    update_targets(model_cfg, "model")
+    return model_cfg, source
 
 
 def load_run(ckpt_path: str | Path, run_config: str | None, overrides, paths: DictConfig,
@@ -163,11 +225,7 @@ def load_run(ckpt_path: str | Path, run_config: str | None, overrides, paths: Di
         MissingFileError, InputError: see :func:`find_run_config` and :func:`load_weights`.
         UntrustedConfigError: a ``_target_`` outside the allowlist, naming the key and the file.
     """
-    import logging
-
     from hydra.utils import instantiate
-
-    from utils.target_allowlist import check_targets
 
     ckpt_path = Path(ckpt_path)
     config_file = find_run_config(ckpt_path, run_config)
@@ -176,10 +234,7 @@ def load_run(ckpt_path: str | Path, run_config: str | None, overrides, paths: Di
     run_cfg = OmegaConf.merge(OmegaConf.load(config_file), overrides or {})
     update_targets(run_cfg)  # a run saved before a module moved names it as it was
     run_cfg.paths = paths
-    if trust_run_config:
-        logging.getLogger("genforge").warning(f"trust_run_config=true: instantiating {config_file} unchecked")
-    else:
-        check_targets(run_cfg, str(config_file))
+    check_config_targets(run_cfg, str(config_file), trust_run_config)
     model = instantiate(run_cfg.model)
     load_weights(model, ckpt_path)
     return model.eval(), run_cfg

@@ -21,6 +21,7 @@ from lightning_modules.deep_gmm.estep import (
 from lightning_modules.deep_gmm.mstep import EMPTY_POLICIES, FORMS, NodeObjective, m_step, upper_maps
 from lightning_modules.deep_gmm.networks import DeepGMM
 from lightning_modules.deep_gmm.stats import EMStatistics
+from lightning_modules.loading import LoadsFromCheckpoint
 
 EM_KINDS = ("hard", "soft")
 SEARCHES = ("heuristic", "full")
@@ -28,7 +29,7 @@ MSTEPS = ("lbfgsb", "sgd")
 INITS = ("projection", "random")
 
 
-class DeepGMMModule(LightningModule):
+class DeepGMMModule(LoadsFromCheckpoint, LightningModule):
     """A Deep GMM whose training epoch is one EM iteration (manual optimization; EM sets the parameters,
     a placeholder optimizer only keeps Lightning's step count, see :meth:`configure_optimizers`).
 

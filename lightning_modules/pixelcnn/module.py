@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lightning_modules.loading import LoadsFromCheckpoint
 from lightning_modules.optimization import ConfiguredModule
 from lightning_modules.pixelcnn.likelihood import nats_to_bits_per_dim, nll_nats
 from lightning_modules.pixelcnn.networks import ConditionMap, from_levels
@@ -24,7 +25,7 @@ LIKELIHOODS = ("nll", "bits_per_dim")
 RECONSTRUCTION = "reconstruction_"
 
 
-class PixelCNNModule(ConfiguredModule):
+class PixelCNNModule(LoadsFromCheckpoint, ConfiguredModule):
     """Trains a PixelCNN (``model=pixelcnn``) or a Gated PixelCNN (``model=gated_pixelcnn``) by maximum
     likelihood: the loss is the negative log-likelihood of the quantized image, in nats per image, the sum
     over its ``D = C H W`` sub-pixels of ``-log p(x_d | x_<d [, h])``.
