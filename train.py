@@ -89,7 +89,7 @@ def run_callbacks(cfg: DictConfig) -> list:
 
     callbacks = instantiate_group(cfg.get("callbacks"), "callbacks")
     callbacks.append(RunIdentity(preset=model_choice("model"), data=model_choice("data"),
-                                 targets=model_targets(cfg.model)))
+                                 targets=model_targets(cfg.model), model=cfg.model))
     try:  # first, so that its signal handlers are in place before the other callbacks' setup (FID features)
         callbacks.insert(0, Interruption(requeue_signal=cfg.get("requeue_signal", "USR2")))
     except ValueError as error:
@@ -174,6 +174,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
         log.info(f"Instantiating model <{cfg.model._target_}>")
         model = instantiate(cfg.model)
         callbacks = run_callbacks(cfg)
+        from utils.monitor import check_monitored_metric  # before training: is optimized_metric logged?
+        check_monitored_metric(cfg.get("optimized_metric"), callbacks, model)
         interruption = next(cb for cb in callbacks if isinstance(cb, Interruption))
         loggers = instantiate_group(cfg.get("logger"), "logger")
         keep_wandb_in_run_folder(loggers)

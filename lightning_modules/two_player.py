@@ -10,6 +10,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from lightning_modules.loading import LoadsFromCheckpoint
 from lightning_modules.objectives import AdversarialObjective
 from lightning_modules.optimization import ConfiguredModule
 from lightning_modules.schedules import critic_iterations
@@ -18,7 +19,7 @@ NETWORKS = ("generator", "discriminator")
 log = logging.getLogger("genforge")
 
 
-class TwoPlayerModule(ConfiguredModule):
+class TwoPlayerModule(LoadsFromCheckpoint, ConfiguredModule):
     """Base of the adversarial LightningModules (GAN family, colorization).
 
     Subclasses call ``super().__init__`` with the networks and factories, then
@@ -141,7 +142,12 @@ class TwoPlayerModule(ConfiguredModule):
         the objective's hook (WGAN clips there), after a generator step the count of generator iterations
         and the stop at ``max_generator_steps``."""
         if self.gradient_clip_val:
-            self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
+            # under 16-mixed the gradients are still multiplied by the GradScaler's scale here (Lightning
+            # unscales inside optimizer.step), so the norm limit is scaled alike
+            scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+            scale = float(scaler.get_scale()) if scaler is not None else 1.0
+            self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val * scale,
+                                gradient_clip_algorithm="norm")
         optimizer.step()
         self.constrain(network)
         index = 0 if network is self.generator else 1

@@ -19,6 +19,7 @@ from lightning_modules.dcign.disentanglement import (
     within_batch_variance,
 )
 from lightning_modules.dcign.invariance import check_clamp_mode, clamp_inactive
+from lightning_modules.loading import LoadsFromCheckpoint
 from lightning_modules.optimization import ConfiguredModule
 
 #: constructor arguments kept out of the checkpoint's hyper-parameters (rebuilt from the run's config)
@@ -45,7 +46,7 @@ def default_latent_groups(batch_types: Sequence[str], latent_dim: int) -> dict[s
     return groups
 
 
-class DCIGNModule(ConfiguredModule):
+class DCIGNModule(LoadsFromCheckpoint, ConfiguredModule):
     """DC-IGN trained by SGVB on one-factor batches, with clamping and invariance targeting.
 
     Training (Sec. 3.1-3.2): each batch ``(images, factors, batch_type)`` (see
@@ -265,6 +266,7 @@ class DCIGNModule(ConfiguredModule):
     def _evaluation_step(self, batch) -> None:
         images, factors, batch_type = batch
         nll, kl, mu, _ = self.elbo_terms(images, None)
+        mu = mu.float()  # bf16/fp16 under mixed precision; the statistics (quantile, novel views) want float32
         recon = self.decode(mu)
         e = self._eval
         e["codes"].append(mu.detach().cpu())
