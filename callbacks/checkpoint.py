@@ -51,6 +51,18 @@ class ModelCheckpoint(LightningModelCheckpoint):
             rank_zero_warn(f"Checkpoint directory {self.dirpath} exists and is not empty.")
         self._not_empty = False
 
+    @property
+    def state_key(self) -> str:
+        """Lightning's key, plus the file name when nothing is monitored: ``last.ckpt``'s callback and, with
+        ``optimized_metric=null``, the unranked ``epoch_NNN.ckpt`` one would otherwise share a key, which
+        Lightning refuses."""
+        if self.monitor is not None:
+            return super().state_key
+        return self._generate_state_key(monitor=None, mode=self.mode,
+                                        every_n_train_steps=self._every_n_train_steps,
+                                        every_n_epochs=self._every_n_epochs,
+                                        train_time_interval=self._train_time_interval, filename=self.filename)
+
     def _diverged(self, trainer: Trainer) -> bool:
         return has_diverged(trainer)
 

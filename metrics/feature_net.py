@@ -223,8 +223,14 @@ def _loss_and_correct(net: FeatureNet, images: torch.Tensor, labels: torch.Tenso
 
 @torch.no_grad()
 def _evaluate(net: FeatureNet, loader: DataLoader, device: torch.device) -> dict[str, float | None]:
+    """The net's VAL report: ``val_loss``; ``val_accuracy`` (fraction, ``None`` for the auto-encoder); the
+    baselines :mod:`metrics.feature_quality` judges them by: ``val_chance_accuracy`` (``1 / num_classes``
+    for a classifier; per attribute, the majority value's frequency on VAL, averaged, for multi-hot
+    attributes) and ``val_variance`` (the images' per-pixel variance around VAL's mean image, averaged over
+    pixels and channels: the MSE of reconstructing every image by the mean image)."""
     net.eval()
     total_loss, n, correct, scored = 0.0, 0, 0, 0
+    pixel_sum = pixel_sq = positives = None
     for images, labels in loader:
         images, labels = images.to(device), labels.to(device)
         loss, c, s = _loss_and_correct(net, images, labels)
@@ -232,8 +238,37 @@ def _evaluate(net: FeatureNet, loader: DataLoader, device: torch.device) -> dict
         n += len(images)
         correct += c
         scored += s
-    return {"val_loss": total_loss / max(n, 1),
-            "val_accuracy": (correct / scored) if scored else None}
+        x = images.double()
+        pixel_sum = x.sum(0) if pixel_sum is None else pixel_sum + x.sum(0)
+        pixel_sq = (x * x).sum(0) if pixel_sq is None else pixel_sq + (x * x).sum(0)
+        if net.task == "multilabel":
+            p = (labels.float() > 0.5).double().sum(0)
+            positives = p if positives is None else positives + p
+    report: dict[str, float | None] = {"val_loss": total_loss / max(n, 1),
+                                       "val_accuracy": (correct / scored) if scored else None,
+                                       "val_chance_accuracy": None, "val_variance": None}
+    if n:
+        mean = pixel_sum / n
+        report["val_variance"] = float((pixel_sq / n - mean * mean).clamp_min(0).mean())
+    if net.task == "classify":
+        report["val_chance_accuracy"] = 1.0 / net.num_classes
+    elif net.task == "multilabel" and n:
+        rate = positives / n
+        report["val_chance_accuracy"] = float(torch.maximum(rate, 1 - rate).mean())
+    return report
+
+
+def evaluate_feature_net(net: FeatureNet, datamodule, device: str | torch.device | None = None) -> dict:
+    """Evaluate ``net`` on ``datamodule``'s VAL split (the report of :func:`_evaluate`: ``val_loss``,
+    ``val_accuracy``, ``val_chance_accuracy``, ``val_variance``; all ``None`` when VAL is empty). Used for
+    cache files written before the baselines were recorded. The global RNG is not touched."""
+    val_set = datamodule.dataset("val")
+    if not len(val_set):
+        return {"val_loss": None, "val_accuracy": None, "val_chance_accuracy": None, "val_variance": None}
+    dev = _pick_device(device)
+    report = _evaluate(net.to(dev), DataLoader(val_set, batch_size=256, shuffle=False), dev)
+    net.cpu()
+    return report
 
 
 def train_feature_net(
@@ -266,7 +301,9 @@ def train_feature_net(
 
     Returns:
         ``(net, metrics)``: the frozen net on CPU, and ``{"task", "val_accuracy" (fraction in [0, 1], or
-        None for the auto-encoder), "val_loss", "train_seconds", "train_size", "epochs"}``.
+        None for the auto-encoder), "val_loss", "val_chance_accuracy", "val_variance" (see
+        :func:`_evaluate`), "train_seconds", "train_size", "epochs"}`` (VAL values ``None`` when VAL is
+        empty).
 
     Raises:
         ValueError: ``epochs < 1`` or an empty training split.
@@ -303,7 +340,7 @@ def train_feature_net(
                 print(f"feature net epoch {epoch + 1}/{epochs}: train loss {running / max(count, 1):.4f}")
         val_loader = DataLoader(val_set, batch_size=256, shuffle=False)
         metrics: dict[str, Any] = _evaluate(net, val_loader, dev) if len(val_set) else \
-            {"val_loss": None, "val_accuracy": None}
+            {"val_loss": None, "val_accuracy": None, "val_chance_accuracy": None, "val_variance": None}
     metrics.update(task=task, train_seconds=time.perf_counter() - start, train_size=len(train_set),
                    epochs=epochs)
     net = net.cpu().freeze()
@@ -312,7 +349,11 @@ def train_feature_net(
 
 
 # --------------------------------------------------------------------------------------------- caching
-def _settings(datamodule, epochs: int, seed: int, num_features: int, batch_size: int, lr: float) -> dict:
+def data_identity(datamodule) -> dict[str, Any]:
+    """What names a dataset in genforge's caches (plain JSON types): the DataModule's class, image size,
+    channels, classes, and -- where it has them -- ``root``, ``split_seed``, ``val_size``, ``test_size``.
+    It does not cover the files' contents: caches that must notice edited data also fingerprint the
+    images (:mod:`metrics.real_stats`)."""
     cls = type(datamodule)
     data = {"class": f"{cls.__module__}.{cls.__qualname__}", "image_size": int(datamodule.image_size),
             "channels": int(datamodule.channels), "num_classes": int(datamodule.num_classes)}
@@ -321,8 +362,13 @@ def _settings(datamodule, epochs: int, seed: int, num_features: int, batch_size:
         value = getattr(datamodule, attr, None)
         if value is not None:
             data[attr] = str(value) if isinstance(value, Path) else value
-    return {"data": data, "epochs": int(epochs), "seed": int(seed), "num_features": int(num_features),
-            "batch_size": int(batch_size), "lr": float(lr), "version": FEATURE_NET_VERSION}
+    return data
+
+
+def _settings(datamodule, epochs: int, seed: int, num_features: int, batch_size: int, lr: float) -> dict:
+    return {"data": data_identity(datamodule), "epochs": int(epochs), "seed": int(seed),
+            "num_features": int(num_features), "batch_size": int(batch_size), "lr": float(lr),
+            "version": FEATURE_NET_VERSION}
 
 
 def feature_net_key(
@@ -336,6 +382,56 @@ def feature_net_key(
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     d = settings["data"]
     return f"{type(datamodule).__name__}-{d['image_size']}px-{d['channels']}ch-{d['num_classes']}cls-{digest}"
+
+
+def feature_net_path(datamodule, cache_dir: str | os.PathLike, key: str | None = None, epochs: int = 5,
+                     seed: int = 0, num_features: int = 128, batch_size: int = 64, lr: float = 1e-3) -> Path:
+    """``<cache_dir>/feature_net-<key>.pt``: where :func:`load_or_train_feature_net` caches the net
+    (``key`` defaults to :func:`feature_net_key`; characters other than letters, digits, ``.-_`` become
+    ``_``)."""
+    if key is None:
+        key = feature_net_key(datamodule, epochs, seed, num_features, batch_size, lr)
+    key = re.sub(r"[^A-Za-z0-9._-]", "_", str(key))
+    return Path(cache_dir).expanduser() / f"feature_net-{key}.pt"
+
+
+def cached_feature_net(path: str | os.PathLike, settings: dict | None = None) -> FeatureNet | None:
+    """The net cached at ``path`` when it loads and (with ``settings``) was trained with those settings,
+    else ``None`` (a ``UserWarning`` says why when the file exists but cannot be used)."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        net = load_feature_net(path)
+        if settings is not None and net.settings != settings:
+            raise ValueError(f"it was trained with other settings: {net.settings} instead of {settings}")
+    except Exception as err:  # noqa: BLE001 - any unreadable cache is rebuilt, by design
+        warnings.warn(f"feature-net cache {path} cannot be used ({type(err).__name__}: {err}); rebuilding it",
+                      UserWarning, stacklevel=3)
+        return None
+    net.cache_path = path
+    return net
+
+
+#: CPU seconds to train the net on one 28x28 image for one epoch (forward, backward, Adam step), measured
+#: with one thread on the shared 2-core machine genforge is developed on (mnist5k: 4,000 images, 1 epoch,
+#: 9.6 s); scaled by the pixel count
+CPU_SECONDS_PER_IMAGE_EPOCH = 2.4e-3
+
+
+def estimated_training_seconds(datamodule, epochs: int) -> float:
+    """A rough CPU estimate of :func:`train_feature_net`'s time for ``datamodule`` (seconds):
+    ``epochs * train images * (image_size / 28)^2 *`` :data:`CPU_SECONDS_PER_IMAGE_EPOCH`. A GPU is faster."""
+    return (epochs * len(datamodule.dataset("train")) * (int(datamodule.image_size) / 28) ** 2
+            * CPU_SECONDS_PER_IMAGE_EPOCH)
+
+
+def build_command(data: str, overrides=(), epochs: int = 5, seed: int = 0, num_features: int = 128) -> str:
+    """The CLI command that builds the same cached net ahead of a run: ``python -m metrics.feature_net
+    data=<data> <overrides> epochs=<E> seed=<S> num_features=<F>`` (``overrides``: the run's ``data.*`` and
+    ``paths.*`` overrides, which decide the dataset and the cache folder; see conf/features.yaml)."""
+    return " ".join(["python -m metrics.feature_net", f"data={data}", *overrides, f"epochs={epochs}",
+                     f"seed={seed}", f"num_features={num_features}"])
 
 
 def load_feature_net(path: str | os.PathLike) -> FeatureNet:
@@ -394,20 +490,10 @@ def load_or_train_feature_net(
         training report incl. ``val_accuracy``) and ``.cache_path``.
     """
     settings = _settings(datamodule, epochs, seed, num_features, batch_size, lr)
-    if key is None:
-        key = feature_net_key(datamodule, epochs, seed, num_features, batch_size, lr)
-    key = re.sub(r"[^A-Za-z0-9._-]", "_", str(key))
-    path = Path(cache_dir).expanduser() / f"feature_net-{key}.pt"
-    if path.exists():
-        try:
-            net = load_feature_net(path)
-            if net.settings != settings:
-                raise ValueError(f"it was trained with other settings: {net.settings} instead of {settings}")
-            net.cache_path = path
-            return net
-        except Exception as err:  # noqa: BLE001 - any unreadable cache is rebuilt, by design
-            warnings.warn(f"feature-net cache {path} cannot be used ({type(err).__name__}: {err}); rebuilding it",
-                          UserWarning, stacklevel=2)
+    path = feature_net_path(datamodule, cache_dir, key, epochs, seed, num_features, batch_size, lr)
+    net = cached_feature_net(path, settings)
+    if net is not None:
+        return net
     net, metrics = train_feature_net(datamodule, epochs=epochs, seed=seed, num_features=num_features,
                                      batch_size=batch_size, lr=lr, device=device, verbose=verbose)
     atomic_torch_save({"config": net.config, "state_dict": net.state_dict(), "metrics": metrics,
@@ -458,8 +544,9 @@ def inception_feature(weights_path: str | os.PathLike | None = None, feature: in
 
     if not _TORCH_FIDELITY_AVAILABLE:
         raise ImportError(
-            "Inception features need the torch-fidelity package, which is not installed. Install it with "
-            "`pip install torch-fidelity` (it pulls in torchvision: install the torchvision build that matches "
+            "Inception features need the torch-fidelity package, which is not installed. Install genforge's "
+            "`inception` extra, `pip install -e \".[inception]\"`, or `pip install torch-fidelity` "
+            "(docs/fid.md; it pulls in torchvision: install the torchvision build that matches "
             "your torch version, or torchmetrics will fail to import). Without it, use genforge's own feature "
             "network (metrics.feature_net.load_or_train_feature_net, or `python -m metrics.feature_net`)."
         )
@@ -499,11 +586,18 @@ if hydra is not None:
             num_features=cfg.num_features, batch_size=cfg.batch_size, lr=cfg.lr, device=cfg.get("device"),
             verbose=True,
         )
-        m = net.metrics
+        from metrics.feature_quality import feature_quality
+
+        m = dict(net.metrics)
+        if "val_variance" not in m:  # a cache file written before the baselines were recorded
+            m.update(evaluate_feature_net(net, datamodule))
         acc = m.get("val_accuracy")
         print(f"feature net ({m.get('task')}, {net.num_features} features, "
               f"trained in {m.get('train_seconds', float('nan')):.1f} s)")
         print(f"val accuracy: {acc:.4f}" if acc is not None else f"val reconstruction MSE: {m.get('val_loss')}")
+        quality = feature_quality({**m, "task": net.task})
+        print(f"quality: {quality.describe()}" + (" -- POOR: FID/KID in its space say little" if quality.poor
+                                                   else ""))
         print(f"cache: {net.cache_path}")
         return acc
 

@@ -215,6 +215,41 @@ class FeatureDistances(nn.Module):
         kid_mean, kid_std = self.kid.compute()
         return {"fid": float(fid), "kid_mean": float(kid_mean), "kid_std": float(kid_std)}
 
+    def real_state(self) -> dict[str, torch.Tensor]:
+        """The real images' statistics as plain tensors on CPU (what :meth:`load_real_state` takes back):
+        FID's ``real_sum`` (float64 ``(F,)``), ``real_cov_sum`` (float64, torchmetrics' layout) and
+        ``num_real`` (int64 scalar), KID's ``real_features`` (float32 ``(N, F)``: the feature nets compute
+        in float32, so this loses nothing). This process's states (under DDP: read them inside
+        ``sync_context``)."""
+        features = dim_zero_cat(self.kid.real_features) if len(self.kid.real_features) else \
+            torch.zeros(0, self.num_features)
+        return {"real_sum": self.fid.real_features_sum.detach().cpu().clone(),
+                "real_cov_sum": self.fid.real_features_cov_sum.detach().cpu().clone(),
+                "num_real": self.fid.real_features_num_samples.detach().cpu().clone(),
+                "real_features": features.detach().cpu().float().clone()}
+
+    def load_real_state(self, state: dict[str, torch.Tensor] | None) -> None:
+        """Replace the real statistics by ``state`` (from :meth:`real_state`, of all real images), or with
+        ``None`` by empty ones: under DDP the states are summed / concatenated over the processes before
+        ``compute``, so one process (rank 0) loads the statistics and the others load ``None``.
+
+        Raises:
+            ValueError: the state's feature dimension is not this metric's.
+        """
+        device = self.fid.real_features_sum.device
+        if state is None:
+            state = {"real_sum": torch.zeros_like(self.fid.real_features_sum),
+                     "real_cov_sum": torch.zeros_like(self.fid.real_features_cov_sum),
+                     "num_real": torch.zeros_like(self.fid.real_features_num_samples),
+                     "real_features": torch.zeros(0, self.num_features)}
+        if state["real_sum"].shape != self.fid.real_features_sum.shape:
+            raise ValueError(f"real statistics of {tuple(state['real_sum'].shape)} features, this metric has "
+                             f"{self.num_features}")
+        self.fid.real_features_sum = state["real_sum"].to(device, torch.float64)
+        self.fid.real_features_cov_sum = state["real_cov_sum"].to(device, torch.float64)
+        self.fid.real_features_num_samples = state["num_real"].to(device, torch.long)
+        self.kid.real_features = [state["real_features"].to(device, torch.float64)]
+
     def reset(self, real: bool = False) -> None:
         """Forget the generated images; with ``real=True`` forget the real ones too."""
         if real:
