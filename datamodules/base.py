@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from datamodules.decoded_cache import CacheSettings
 from datamodules.image_files import LazyImageDataset, ReadThrough
 from datamodules.transforms import prepare_uint8, to_signed
+from utils.errors import InputError
 
 SPLITS = ("train", "val", "test")
 
@@ -68,20 +69,30 @@ class TensorImageDataset(Dataset):
         return to_signed(self.images[index]), self.labels[index]
 
 
-def fixed_split(n: int, sizes: tuple[int, ...], seed: int) -> list[torch.Tensor]:
+def fixed_split(n: int, sizes: tuple[int, ...], seed: int, keys: str | None = None) -> list[torch.Tensor]:
     """Split ``range(n)`` into disjoint index sets of the given sizes by a seeded permutation.
 
     The same ``(n, sizes, seed)`` always gives the same split. A size of ``-1`` takes the remainder.
 
+    Args:
+        keys: the config keys the sizes other than ``-1`` come from (``"data.val_size and data.test_size"``):
+            then a size must also be ``>= 0`` and leave at least one example to the remainder, and errors
+            name them.
+
     Raises:
-        ValueError: if the sizes add up to more than ``n``.
+        utils.errors.InputError: if the sizes add up to more than ``n`` (with ``keys``: a size is negative
+            or the remainder is empty), naming ``keys``.
     """
     sizes = list(sizes)
     if sizes.count(-1) > 1:
         raise ValueError("at most one split size may be -1")
     fixed = sum(s for s in sizes if s != -1)
+    given = [s for s in sizes if s != -1]
+    if keys is not None and (min(given, default=0) < 0 or (-1 in sizes and fixed >= n)):
+        raise InputError(f"{keys} = {' + '.join(map(str, given))} must be >= 0 and leave at least one of the "
+                         f"{n} examples for training")
     if fixed > n:
-        raise ValueError(f"split sizes {sizes} add up to more than the {n} examples available")
+        raise InputError(f"split sizes {sizes} add up to more than the {n} examples available")
     sizes = [n - fixed if s == -1 else s for s in sizes]
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     out, start = [], 0
@@ -97,12 +108,13 @@ def split_items(names: list[str], val_count: int, test_count: int, seed: int, ke
     :func:`fixed_split` with ``seed``: ``val_count`` and ``test_count`` items, the rest train.
 
     Raises:
-        ValueError: if a count is below 1 or they leave no train item (names the config ``keys``).
+        utils.errors.InputError: if a count is below 1 or they leave no train item (names the config
+            ``keys``).
     """
     if val_count < 1 or test_count < 1:
-        raise ValueError(f"{keys} must be at least 1, got {val_count}, {test_count}")
+        raise InputError(f"{keys} must be at least 1, got {val_count}, {test_count}")
     if val_count + test_count >= len(names):
-        raise ValueError(f"{keys} = {val_count} + {test_count} leaves no train {what} of the {len(names)} "
+        raise InputError(f"{keys} = {val_count} + {test_count} leaves no train {what} of the {len(names)} "
                          f"embedded ones")
     parts = fixed_split(len(names), (-1, val_count, test_count), seed)
     return {split: [names[i] for i in idx.tolist()] for split, idx in zip(SPLITS, parts)}
@@ -185,8 +197,8 @@ class ImageDataModule(SplitLoaders, CacheSettings, LightningDataModule):
         hflip: mirror training images at random (per item, also from the cache).
 
     Raises:
-        ValueError: on an invalid ``channels``, ``image_size``, ``batch_size``, ``num_workers`` or a
-            ``load_size`` below ``image_size``.
+        utils.errors.InputError: on an invalid ``channels``, ``image_size``, ``batch_size``, ``num_workers``
+            or a ``load_size`` below ``image_size`` (naming the ``data.`` key).
     """
 
     def __init__(
@@ -208,13 +220,13 @@ class ImageDataModule(SplitLoaders, CacheSettings, LightningDataModule):
     ) -> None:
         super().__init__()
         if channels not in (1, 3):
-            raise ValueError(f"data.channels must be 1 or 3, got {channels}")
+            raise InputError(f"data.channels must be 1 or 3, got {channels}")
         if image_size < 1 or batch_size < 1:
-            raise ValueError(f"data.image_size and data.batch_size must be positive, got {image_size}, {batch_size}")
+            raise InputError(f"data.image_size and data.batch_size must be positive, got {image_size}, {batch_size}")
         self.root = Path(root).expanduser() if root else None
         self.batch_size = batch_size
         if num_workers is not None and num_workers < 0:
-            raise ValueError(f"data.num_workers must be >= 0 or null (from the CPU count), got {num_workers}")
+            raise InputError(f"data.num_workers must be >= 0 or null (from the CPU count), got {num_workers}")
         self.num_workers = None if num_workers is None else int(num_workers)
         self.image_size = image_size
         self.channels = channels
@@ -224,7 +236,7 @@ class ImageDataModule(SplitLoaders, CacheSettings, LightningDataModule):
         self.pin_memory = pin_memory
         self.init_cache(cache, cache_dir, cache_workers)
         if load_size is not None and load_size < image_size:
-            raise ValueError(f"data.load_size={load_size} must be at least data.image_size={image_size} (or null)")
+            raise InputError(f"data.load_size={load_size} must be at least data.image_size={image_size} (or null)")
         self.load_size, self.hflip = load_size, bool(hflip)
         self.datasets: dict[str, Dataset] = {}
 
@@ -313,6 +325,7 @@ class ImageDataModule(SplitLoaders, CacheSettings, LightningDataModule):
         return DataLoader(dataset, **options)
 
     def check_num_classes(self, found: int) -> None:
-        """Raise a ValueError when ``data.num_classes`` disagrees with the ``found`` in the data."""
+        """Raise an :class:`~utils.errors.InputError` when ``data.num_classes`` disagrees with the ``found``
+        in the data."""
         if self.num_classes != found:
-            raise ValueError(f"data.num_classes={self.num_classes} but {type(self).__name__} has {found} classes")
+            raise InputError(f"data.num_classes={self.num_classes} but {type(self).__name__} has {found} classes")

@@ -20,6 +20,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from datamodules.transforms import center_crop, prepare_uint8, to_signed
+from utils.errors import InputError, MissingFileError
 
 #: File extensions (lower case) read as images.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
@@ -35,9 +36,9 @@ def is_image_file(path: str | os.PathLike) -> bool:
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
 
-def _unreadable(name: str, error: Exception) -> ValueError:
+def _unreadable(name: str, error: Exception) -> InputError:
     """The error for an image Pillow cannot read: names it and says what to do."""
-    return ValueError(f"cannot read image {name}: {type(error).__name__}: {error}. The file is corrupt, truncated "
+    return InputError(f"cannot read image {name}: {type(error).__name__}: {error}. The file is corrupt, truncated "
                       f"or not an image; delete or replace it.")
 
 
@@ -87,8 +88,8 @@ def decode_image(source: bytes | str | os.PathLike, channels: int, name: str | N
         uint8 ``(channels, H, W)`` in ``[0, 255]``. Animated images give their first frame.
 
     Raises:
-        FileNotFoundError: if a path does not exist.
-        ValueError: if the file cannot be decoded (not an image, truncated, corrupt); names the image.
+        utils.errors.MissingFileError: if a path does not exist.
+        utils.errors.InputError: if the file cannot be decoded (not an image, truncated, corrupt); names it.
     """
     return _decode(source, channels, name, background, out_size, crop_size)[0]
 
@@ -98,7 +99,7 @@ def _decode(source, channels: int, name: str | None, background: int | None, out
     """:func:`decode_image`, also returning the file's full ``(H, W)`` (before any reduced-scale decoding)."""
     name = name or str(source)
     if not isinstance(source, (bytes, bytearray, memoryview)) and not os.path.isfile(source):
-        raise FileNotFoundError(f"image file {name} does not exist")
+        raise MissingFileError(f"image file {name} does not exist")
     try:
         with Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source) as img:
             full_size = (img.size[1], img.size[0])
@@ -123,7 +124,7 @@ def decode_square(source: bytes | str | os.PathLike, image_size: int, channels: 
         uint8 ``(channels, image_size, image_size)`` in ``[0, 255]``.
 
     Raises:
-        FileNotFoundError / ValueError: as :func:`decode_image` and :func:`square_image`; they name the image.
+        MissingFileError / InputError: as :func:`decode_image` and :func:`square_image`; they name the image.
     """
     name = name or str(source)
     image, full_size = _decode(source, channels, name, background, image_size, crop_size)
@@ -134,7 +135,7 @@ def image_size_of(path: str | os.PathLike) -> tuple[int, int]:
     """``(width, height)`` of an image file from its header (no decoding).
 
     Raises:
-        ValueError: if Pillow cannot identify the file; names it.
+        utils.errors.InputError: if Pillow cannot identify the file; names it.
     """
     try:
         with Image.open(path) as img:
@@ -155,12 +156,12 @@ def square_image(image: torch.Tensor, image_size: int, channels: int, crop_size:
             (:func:`decode_image` with ``out_size``): ``crop_size`` is then scaled by the same factor.
 
     Raises:
-        ValueError: if the image is smaller than ``crop_size``; names the image.
+        utils.errors.InputError: if the image is smaller than ``crop_size`` (``data.crop_size``); names it.
     """
     if crop_size is not None:
         h, w = full_size or image.shape[-2:]
         if crop_size > h or crop_size > w:
-            raise ValueError(f"{name} is {h}x{w}, smaller than the crop of {crop_size}x{crop_size} (data.crop_size)")
+            raise InputError(f"{name} is {h}x{w}, smaller than the crop of {crop_size}x{crop_size} (data.crop_size)")
         if full_size is not None and tuple(full_size) != tuple(image.shape[-2:]):
             crop_size = min(round(crop_size * image.shape[-1] / w), *image.shape[-2:])
         image = center_crop(image, crop_size)

@@ -36,8 +36,8 @@ def prepare(cfg: DictConfig) -> tuple[list, float]:
 
     Raises:
         InputError: when the dataset has no decoded-image cache (embedded, in-memory datasets: no
-            ``data.cache`` key) or ``data.cache`` is false; the dataset's own errors for a missing or corrupt
-            file.
+            ``data.cache`` key, or one whose setup wrote no cache file, as faces3d's in-memory renders) or
+            ``data.cache`` is false; the dataset's own errors for a missing or corrupt file.
     """
     from hydra.utils import instantiate
 
@@ -52,7 +52,11 @@ def prepare(cfg: DictConfig) -> tuple[list, float]:
     first = len(decoded_cache.USED)
     start = time.perf_counter()
     datamodule.setup("fit")
-    return decoded_cache.USED[first:], time.perf_counter() - start
+    uses = decoded_cache.USED[first:]
+    if not uses:
+        raise InputError(f"data={cfg.data._target_.rsplit('.', 1)[-1]} keeps no decoded-image cache on disk "
+                         f"(data.cache keeps what it renders or reads in memory, per run); nothing to prepare")
+    return uses, time.perf_counter() - start
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="prepare")

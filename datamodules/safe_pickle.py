@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from utils.errors import InputError
+
 
 def _numpy_reconstruct():
     # numpy >= 2 moved numpy.core to numpy._core; old pickles name the former, new ones the latter.
@@ -44,6 +46,11 @@ NUMPY_ARRAY_GLOBALS: dict[tuple[str, str], Any] = {
 }
 
 
+class PickleFileError(InputError, pickle.UnpicklingError):
+    """A dataset pickle that names a forbidden global or is corrupt: an :class:`~utils.errors.InputError`
+    (the entry points print it as one line, naming the file) and a ``pickle.UnpicklingError``."""
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     """A ``pickle.Unpickler`` whose ``find_class`` resolves only the ``allowed`` globals.
 
@@ -55,7 +62,8 @@ class RestrictedUnpickler(pickle.Unpickler):
         **kwargs: passed on to ``pickle.Unpickler`` (e.g. ``encoding="bytes"`` for Python 2 pickles).
 
     Raises:
-        pickle.UnpicklingError: (from :meth:`load`) when the pickle names any global outside ``allowed``;
+        PickleFileError: (from :meth:`load`; a ``pickle.UnpicklingError`` and an ``InputError``) when the
+            pickle names any global outside ``allowed``;
             the message names the global and ``source``. Nothing named by the pickle is called.
     """
 
@@ -70,7 +78,7 @@ class RestrictedUnpickler(pickle.Unpickler):
             return self.allowed[(module, name)]
         except KeyError:
             allowed = ", ".join(f"{m}.{n}" for m, n in self.allowed) or "nothing"
-            raise pickle.UnpicklingError(
+            raise PickleFileError(
                 f"{self.source}: refusing to load global '{module}.{name}' from this pickle; a dataset pickle "
                 f"may only name {allowed}. The file is not a genuine dataset file (or was re-saved with other "
                 f"objects in it): replace it with the original download."
@@ -89,8 +97,8 @@ def load_restricted_pickle(path: str | os.PathLike, allowed: Mapping[tuple[str, 
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
-        pickle.UnpicklingError: if the pickle names a forbidden global, or is truncated/corrupt; the message
-            names ``path``.
+        PickleFileError: (a ``pickle.UnpicklingError`` and an ``InputError``) if the pickle names a forbidden
+            global, or is truncated/corrupt; the message names ``path``.
     """
     path = Path(path)
     with open(path, "rb") as f:
@@ -99,9 +107,9 @@ def load_restricted_pickle(path: str | os.PathLike, allowed: Mapping[tuple[str, 
         except pickle.UnpicklingError as e:
             if str(path) in str(e):
                 raise
-            raise pickle.UnpicklingError(f"{path}: corrupt or truncated pickle ({e})") from e
+            raise PickleFileError(f"{path}: corrupt or truncated pickle ({e})") from e
         except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError) as e:
-            raise pickle.UnpicklingError(
+            raise PickleFileError(
                 f"{path}: corrupt or truncated pickle ({type(e).__name__}: {e}); replace it with the original "
                 f"download"
             ) from e

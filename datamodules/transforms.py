@@ -9,6 +9,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from utils.errors import InputError
+
 # ITU-R BT.601 luma weights, the ones Pillow's ``convert("L")`` uses.
 _LUMA = torch.tensor([0.299, 0.587, 0.114])
 
@@ -49,10 +51,11 @@ def convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
     Gray to RGB repeats the channel; RGB to gray takes the BT.601 luma. Works on uint8 or float.
 
     Raises:
-        ValueError: if ``channels`` is not 1 or 3, or the input has neither 1 nor 3 channels.
+        utils.errors.InputError: if ``channels`` (``data.channels``) is not 1 or 3.
+        ValueError: if the input has neither 1 nor 3 channels.
     """
     if channels not in (1, 3):
-        raise ValueError(f"data.channels must be 1 or 3, got {channels}")
+        raise InputError(f"data.channels must be 1 or 3, got {channels}")
     have = images.shape[1]
     if have == channels:
         return images

@@ -44,8 +44,9 @@ def report_input_errors(main: F) -> F:
     def wrapper(*args, **kwargs):
         try:
             return main(*args, **kwargs)
-        except InputError as error:
-            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        except Exception as caught:  # an InputError, or one that instantiate or a DataLoader worker wrapped
+            error = input_error_in(caught)
+            if error is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
             message = " ".join(str(error).split())
             _report(message)
@@ -54,6 +55,21 @@ def report_input_errors(main: F) -> F:
             raise SystemExit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def input_error_in(error: BaseException) -> InputError | None:
+    """The :class:`InputError` behind ``error``: itself, or the first one in its ``__cause__`` chain (Hydra's
+    ``instantiate`` raises ``InstantiationException(...) from`` what a constructor raised), as one whose
+    message is the original's last line when a DataLoader worker re-raised it (PyTorch prefixes the
+    worker's traceback); ``None`` when there is none."""
+    while error is not None and not isinstance(error, InputError):
+        error = error.__cause__
+    if error is not None and "Original Traceback" in str(error):
+        import re
+
+        raised = re.search(rf"^(?:[\w.]*\.)?{type(error).__name__}: (.*)\Z", str(error), re.M | re.S)
+        return type(error)(raised.group(1).strip() if raised else str(error))
+    return error
 
 
 def _report(message: str) -> None:

@@ -31,6 +31,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from datamodules.base import ImageDataModule
+from utils.errors import InputError
 
 #: The batch type in which the identity (shape, texture) varies and the extrinsic factors are fixed.
 INTRINSIC = "intrinsic"
@@ -48,12 +49,12 @@ def batch_type_schedule(n: int, ratio: Sequence[float], seed: int) -> torch.Tens
         int64 ``(n,)`` with values in ``[0, len(ratio))``.
 
     Raises:
-        ValueError: on a negative, non-finite or all-zero ratio (names ``data.batch_ratio``).
+        InputError: on a negative, non-finite or all-zero ratio (names ``data.batch_ratio``).
     """
     weights = torch.as_tensor(list(ratio), dtype=torch.float64)
     if weights.dim() != 1 or len(weights) == 0 or not torch.isfinite(weights).all() or (weights < 0).any() \
             or weights.sum() <= 0:
-        raise ValueError(f"data.batch_ratio must be non-negative weights, not all zero, got {list(ratio)}")
+        raise InputError(f"data.batch_ratio must be non-negative weights, not all zero, got {list(ratio)}")
     if n <= 0:
         return torch.zeros(0, dtype=torch.long)
     generator = torch.Generator().manual_seed(seed)
@@ -71,13 +72,13 @@ def check_one_factor_varies(factors: torch.Tensor, varying: Sequence[int], names
         where: what to call the batch in the message (a file and batch id).
 
     Raises:
-        ValueError: naming ``where`` and every other factor that changes.
+        InputError: naming ``where`` and every other factor that changes.
     """
     changing = [names[j] for j in range(factors.shape[1])
                 if j not in varying and bool((factors[:, j] != factors[0, j]).any())]
     if changing:
         allowed = ", ".join(names[j] for j in varying)
-        raise ValueError(f"{where}: a batch may vary only {allowed}, but {', '.join(changing)} also vary")
+        raise InputError(f"{where}: a batch may vary only {allowed}, but {', '.join(changing)} also vary")
 
 
 class FactorBatches(Dataset):
@@ -95,10 +96,10 @@ class FactorBatches(Dataset):
 
     def __init__(self, num_batches: int, batch_types: Sequence[str], ratio: Sequence[float], seed: int) -> None:
         if len(ratio) != len(batch_types):
-            raise ValueError(f"data.batch_ratio has {len(ratio)} weights but data.batch_types names "
+            raise InputError(f"data.batch_ratio has {len(ratio)} weights but data.batch_types names "
                              f"{len(batch_types)} types {list(batch_types)}")
         if num_batches < 1:
-            raise ValueError(f"a split needs at least one batch, got {num_batches}")
+            raise InputError(f"a split needs at least one batch, got {num_batches}")
         self.batch_types = tuple(batch_types)
         self.seed, self.ratio = seed, tuple(ratio)
         self.schedule = batch_type_schedule(num_batches, ratio, seed)
@@ -166,7 +167,7 @@ class GroupedFactorBatches(FactorBatches):
         source: what to call the data in errors (a path).
 
     Raises:
-        ValueError: when a batch type names an unknown factor, has no group of two or more images, or a
+        InputError: when a batch type names an unknown factor, has no group of two or more images, or a
             fixed batch varies another factor (naming ``source``).
     """
 
@@ -177,7 +178,7 @@ class GroupedFactorBatches(FactorBatches):
                  batch_kinds: Sequence[str] | None = None, source: str = "the data") -> None:
         super().__init__(num_batches if fixed_batches is None else len(fixed_batches), batch_types, ratio, seed)
         if factors.dim() != 2 or factors.shape[1] != len(factor_names):
-            raise ValueError(f"{source}: factors must be (N, {len(factor_names)}) for {list(factor_names)}, "
+            raise InputError(f"{source}: factors must be (N, {len(factor_names)}) for {list(factor_names)}, "
                              f"got {tuple(factors.shape)}")
         self.images, self.factors = images, factors.float()
         self.factor_names, self.batch_size, self.source = tuple(factor_names), batch_size, source
@@ -186,7 +187,7 @@ class GroupedFactorBatches(FactorBatches):
             names = varying.get(kind)
             unknown = [n for n in (names or []) if n not in self.factor_names]
             if not names or unknown:
-                raise ValueError(f"{source}: batch type {kind!r} must vary some of the factors "
+                raise InputError(f"{source}: batch type {kind!r} must vary some of the factors "
                                  f"{list(self.factor_names)}, got {names}")
             self.varying[kind] = [self.factor_names.index(n) for n in names]
         if fixed_batches is not None:
@@ -196,7 +197,7 @@ class GroupedFactorBatches(FactorBatches):
             self.groups = {kind: self._groups(cols) for kind, cols in self.varying.items()}
             for kind, groups in self.groups.items():
                 if not groups and bool((self.schedule == self.batch_types.index(kind)).any()):
-                    raise ValueError(f"{source}: no two images differ only in {self.varying_names(kind)}, "
+                    raise InputError(f"{source}: no two images differ only in {self.varying_names(kind)}, "
                                      f"so no {kind!r} batch can be made")
 
     def varying_names(self, kind: str) -> list[str]:
@@ -215,10 +216,10 @@ class GroupedFactorBatches(FactorBatches):
 
     def _init_fixed(self, batches: Sequence[Sequence[int]], kinds: Sequence[str] | None) -> None:
         if kinds is None or len(kinds) != len(batches):
-            raise ValueError(f"{self.source}: each fixed batch needs its batch type")
+            raise InputError(f"{self.source}: each fixed batch needs its batch type")
         for b, (members, kind) in enumerate(zip(batches, kinds)):
             if kind not in self.varying:
-                raise ValueError(f"{self.source}: batch {b} has type {kind!r}, not one of {list(self.batch_types)}")
+                raise InputError(f"{self.source}: batch {b} has type {kind!r}, not one of {list(self.batch_types)}")
             check_one_factor_varies(self.factors[list(members)], self.varying[kind], self.factor_names,
                                     f"{self.source}, batch {b} ({kind})")
         self.fixed = [torch.as_tensor(list(m), dtype=torch.long) for m in batches]
@@ -296,9 +297,9 @@ class FactorDataModule(ImageDataModule):
         **kwargs: :class:`datamodules.base.ImageDataModule` (``batch_size`` is images per batch).
 
     Raises:
-        ValueError: when the batch types and ratio disagree in length, or an extrinsic batch type is not
+        InputError: when the batch types and ratio disagree in length, or an extrinsic batch type is not
             a factor name.
-        TypeError: when ``redraw_train_batches`` is not a bool.
+        InputError: when ``redraw_train_batches`` is not a bool.
     """
 
     def __init__(self, factor_names: Sequence[str], batch_types: Sequence[str], batch_ratio: Sequence[float],
@@ -307,10 +308,10 @@ class FactorDataModule(ImageDataModule):
                  **kwargs) -> None:
         super().__init__(**kwargs)
         if self.load_size is not None or self.hflip:
-            raise ValueError("data.load_size and data.hflip do not apply to one-factor batches (a mirror changes the "
+            raise InputError("data.load_size and data.hflip do not apply to one-factor batches (a mirror changes the "
                              "azimuth): leave them null/false")
         if not isinstance(redraw_train_batches, bool):
-            raise TypeError(f"data.redraw_train_batches must be true or false, got {redraw_train_batches!r}")
+            raise InputError(f"data.redraw_train_batches must be true or false, got {redraw_train_batches!r}")
         self.redraw_train_batches = redraw_train_batches
         self.factor_names, self.batch_types = tuple(factor_names), tuple(batch_types)
         self.batch_ratio = tuple(float(r) for r in batch_ratio)
@@ -318,13 +319,16 @@ class FactorDataModule(ImageDataModule):
             tuple(float(r) for r in eval_batch_ratio)
         for key, ratio in (("batch_ratio", self.batch_ratio), ("eval_batch_ratio", self.eval_batch_ratio)):
             if len(ratio) != len(self.batch_types):
-                raise ValueError(f"data.{key} {list(ratio)} needs one weight per batch type of "
+                raise InputError(f"data.{key} {list(ratio)} needs one weight per batch type of "
                                  f"data.batch_types {list(self.batch_types)}")
         unknown = [t for t in self.batch_types if t != INTRINSIC and t not in self.factor_names]
         if unknown:
-            raise ValueError(f"data.batch_types {unknown} are neither {INTRINSIC!r} nor factors of "
+            raise InputError(f"data.batch_types {unknown} are neither {INTRINSIC!r} nor factors of "
                              f"data.factor_names {list(self.factor_names)}")
         self.num_batches = {"train": train_batches, "val": val_batches, "test": test_batches}
+        for split, count in self.num_batches.items():
+            if count < 1:
+                raise InputError(f"data.{split}_batches={count}: every split needs at least one batch")
 
     def split_seed_of(self, split: str) -> int:
         """A distinct seed per split, derived from ``split_seed``."""

@@ -27,6 +27,7 @@ import torch
 from datamodules.base import fixed_split
 from datamodules.factors.batches import INTRINSIC, FactorDataModule, GroupedFactorBatches
 from datamodules.image_files import ImageFileDataset
+from utils.errors import InputError, MissingFileError
 
 #: The factors of a render, in the order of ``factors`` columns: radians, radians, chair index.
 FACTOR_NAMES = ("azimuth", "elevation", "identity")
@@ -69,40 +70,40 @@ def scan_rendered_chairs(root: Path) -> tuple[list[str], list[Path], torch.Tenso
         the chair's index in ``chairs`` (``0 .. len(chairs) - 1``, as a float).
 
     Raises:
-        FileNotFoundError: when ``root`` is not a folder, or a chair folder has no ``renders/`` folder.
-        ValueError: when there are no chair folders, a file in ``renders/`` does not match the render name
+        MissingFileError: when ``root`` is not a folder, or a chair folder has no ``renders/`` folder.
+        InputError: when there are no chair folders, a file in ``renders/`` does not match the render name
             pattern (names the file), a chair has no renders, or two renders of one chair have the same
             azimuth and elevation. Every message names the path and the expected layout.
     """
     if not root.is_dir():
-        raise FileNotFoundError(f"data.root={root} is not a directory; chairs expects {LAYOUT}")
+        raise MissingFileError(f"data.root={root} is not a directory; chairs expects {LAYOUT}")
     root = rendered_chairs_folder(root)
     chairs = sorted(e.name for e in os.scandir(root) if not e.name.startswith(".") and e.is_dir())
     if not chairs:
-        raise ValueError(f"{root} has no chair folders; expected {LAYOUT}")
+        raise InputError(f"{root} has no chair folders; expected {LAYOUT}")
     paths: list[Path] = []
     rows: list[tuple[float, float, float]] = []
     for identity, chair in enumerate(chairs):
         renders = root / chair / RENDERS
         if not renders.is_dir():
-            raise FileNotFoundError(f"chair folder {root / chair} has no {RENDERS}/ folder; expected {LAYOUT}")
+            raise MissingFileError(f"chair folder {root / chair} has no {RENDERS}/ folder; expected {LAYOUT}")
         seen: dict[tuple[int, int], str] = {}
         for name in sorted(os.listdir(renders)):
             if name.startswith("."):
                 continue
             match = RENDER_NAME.fullmatch(name)
             if match is None:
-                raise ValueError(f"{renders / name} is not a render named image_NNN_pPPP_tTTT_rDDD.png; "
+                raise InputError(f"{renders / name} is not a render named image_NNN_pPPP_tTTT_rDDD.png; "
                                  f"expected {LAYOUT}")
             elevation, azimuth = int(match.group(2)), int(match.group(3))
             if (elevation, azimuth) in seen:
-                raise ValueError(f"{renders / name} and {renders / seen[elevation, azimuth]} are both elevation "
+                raise InputError(f"{renders / name} and {renders / seen[elevation, azimuth]} are both elevation "
                                  f"{elevation}, azimuth {azimuth} degrees; expected one render per view")
             seen[elevation, azimuth] = name
             paths.append(renders / name)
             rows.append((math.radians(azimuth), math.radians(elevation), float(identity)))
         if not seen:
-            raise ValueError(f"chair folder {root / chair} has no renders in {renders}; expected {LAYOUT}")
+            raise InputError(f"chair folder {root / chair} has no renders in {renders}; expected {LAYOUT}")
     return chairs, paths, torch.tensor(rows, dtype=torch.float32)
 
 
@@ -114,7 +115,7 @@ class ChairRenders(ImageFileDataset):
     Args: as :class:`datamodules.image_files.ImageFileDataset` (``background`` is white, 255).
 
     Raises:
-        FileNotFoundError / ValueError: on access, when a render is missing / unreadable / smaller than
+        MissingFileError / InputError: on access, when a render is missing / unreadable / smaller than
             ``crop_size``; names the file.
     """
 
@@ -152,11 +153,11 @@ class ChairsDataModule(FactorDataModule):
             ``batch_size`` 20 images per batch, ``train_batches``, ``val_batches``, ``test_batches``...).
 
     Raises:
-        ValueError: (init) when ``factor_names`` are not the chairs' factors, a batch type is not one of
+        InputError: (init) when ``factor_names`` are not the chairs' factors, a batch type is not one of
             azimuth, elevation, intrinsic, or the chair counts are invalid;
             (setup) when the dataset has fewer than ``train_chairs + 1`` chairs (names ``data.train_chairs``),
             ``num_classes`` is not 0, or the layout is wrong (see :func:`scan_rendered_chairs`).
-        FileNotFoundError: (setup) when ``root`` or a ``renders/`` folder is missing.
+        MissingFileError: (setup) when ``root`` or a ``renders/`` folder is missing.
     """
 
     def __init__(self, factor_names: Sequence[str] = FACTOR_NAMES,
@@ -168,12 +169,12 @@ class ChairsDataModule(FactorDataModule):
         super().__init__(factor_names, batch_types, batch_ratio, **kwargs)
         unknown = [t for t in self.batch_types if t not in BATCH_TYPES]
         if unknown:
-            raise ValueError(f"data.batch_types {unknown} are not batch types of the chairs; use {list(BATCH_TYPES)}")
+            raise InputError(f"data.batch_types {unknown} are not batch types of the chairs; use {list(BATCH_TYPES)}")
         if sorted(self.factor_names) != sorted(FACTOR_NAMES):
-            raise ValueError(f"data.factor_names must name the chairs' factors {list(FACTOR_NAMES)} (in any "
+            raise InputError(f"data.factor_names must name the chairs' factors {list(FACTOR_NAMES)} (in any "
                              f"order), got {list(self.factor_names)}")
         if not 1 <= val_chairs < train_chairs:
-            raise ValueError(f"data.val_chairs={val_chairs} must be at least 1 and less than "
+            raise InputError(f"data.val_chairs={val_chairs} must be at least 1 and less than "
                              f"data.train_chairs={train_chairs}")
         self.train_chairs, self.val_chairs, self.crop_size = train_chairs, val_chairs, crop_size
         self.chairs: list[str] = []
@@ -185,8 +186,9 @@ class ChairsDataModule(FactorDataModule):
         self.chairs, paths, factors = scan_rendered_chairs(root)
         n = len(self.chairs)
         if n < self.train_chairs + 1:
-            raise ValueError(f"{root} has {n} chairs, but data.train_chairs={self.train_chairs} leaves none to "
-                             f"test; set data.train_chairs below {n}")
+            raise InputError(f"{root} has {n} chairs, but data.train_chairs={self.train_chairs} leaves none to "
+                             f"test; set data.train_chairs below {n} (and data.val_chairs={self.val_chairs} below "
+                             f"data.train_chairs: they are held out of it)")
         order = [FACTOR_NAMES.index(name) for name in self.factor_names]
         factors = factors[:, order]
         identity = factors[:, self.factor_names.index("identity")].long()

@@ -35,6 +35,7 @@ from PIL import Image
 from datamodules.base import SPLITS, fixed_split
 from datamodules.factors.batches import INTRINSIC, FactorDataModule, GroupedFactorBatches
 from datamodules.image_files import ImageFileDataset
+from utils.errors import InputError, MissingFileError
 
 LAYOUT = (
     "data.root holding images (any subfolders) and a CSV (data.csv) with a header row 'file,<one column per "
@@ -72,20 +73,20 @@ def parse_factor(text: str, name: str, where: str, bounds: Sequence[float] | Non
     """One factor value of the CSV as a float.
 
     Raises:
-        ValueError: naming ``where`` (the CSV and line) and the column ``name`` when ``text`` is empty,
+        InputError: naming ``where`` (the CSV and line) and the column ``name`` when ``text`` is empty,
             not a number, not finite, or outside ``bounds`` = ``[lo, hi]`` (``data.factor_ranges``).
     """
     text = text.strip()
     if not text:
-        raise ValueError(f"{where}, column {name}: the value is empty; every factor needs a number")
+        raise InputError(f"{where}, column {name}: the value is empty; every factor needs a number")
     try:
         value = float(text)
     except ValueError:
-        raise ValueError(f"{where}, column {name}: {text!r} is not a number") from None
+        raise InputError(f"{where}, column {name}: {text!r} is not a number") from None
     if not math.isfinite(value):
-        raise ValueError(f"{where}, column {name}: {text!r} is not a finite number")
+        raise InputError(f"{where}, column {name}: {text!r} is not a finite number")
     if bounds is not None and not bounds[0] <= value <= bounds[1]:
-        raise ValueError(f"{where}, column {name}: {value:g} is outside data.factor_ranges.{name} = "
+        raise InputError(f"{where}, column {name}: {value:g} is outside data.factor_ranges.{name} = "
                          f"[{bounds[0]:g}, {bounds[1]:g}]")
     return value
 
@@ -104,31 +105,31 @@ def read_factor_csv(path: Path, root: Path, factor_names: Sequence[str],
         The :class:`FactorTable` of the N rows (blank lines skipped).
 
     Raises:
-        FileNotFoundError: when the CSV or a listed image is missing (names it, its line, and how many more
+        MissingFileError: when the CSV or a listed image is missing (names it, its line, and how many more
             are missing).
-        ValueError: on an empty CSV, a missing ``file`` or factor column (names the missing
+        InputError: on an empty CSV, a missing ``file`` or factor column (names the missing
             ``data.factor_names``), a row with the wrong number of fields, an empty file name, an empty,
             non-numeric, non-finite or out-of-range factor (see :func:`parse_factor`), a ``split`` other
             than train/val/test, an empty ``batch`` id, or a file listed twice. Each names the CSV, the line
             and the column.
     """
     if not path.is_file():
-        raise FileNotFoundError(f"factor CSV {path} does not exist (data.csv); expected {LAYOUT}")
+        raise MissingFileError(f"factor CSV {path} does not exist (data.csv); expected {LAYOUT}")
     ranges = dict(factor_ranges or {})
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
         header = [h.strip() for h in next(reader, [])]
         if not header:
-            raise ValueError(f"{path} is empty; expected a header row 'file,{','.join(factor_names)}'")
+            raise InputError(f"{path} is empty; expected a header row 'file,{','.join(factor_names)}'")
         missing = [name for name in ("file", *factor_names) if name not in header]
         if missing:
             factors = [m for m in missing if m != "file"]
             which = (["the 'file' column"] if "file" in missing else []) + (
                 [f"the columns {factors} of data.factor_names"] if factors else [])
-            raise ValueError(f"{path}: the header lacks {' and '.join(which)}; it has {header}")
+            raise InputError(f"{path}: the header lacks {' and '.join(which)}; it has {header}")
         repeated = sorted({h for h in header if header.count(h) > 1})
         if repeated:
-            raise ValueError(f"{path}: the header repeats the columns {repeated}")
+            raise InputError(f"{path}: the header repeats the columns {repeated}")
         column = {name: header.index(name) for name in header}
         paths, lines, rows, splits, batches = [], [], [], [], []
         first_line: dict[str, int] = {}
@@ -137,37 +138,37 @@ def read_factor_csv(path: Path, root: Path, factor_names: Sequence[str],
                 continue
             where = f"{path}, line {reader.line_num}"
             if len(fields) != len(header):
-                raise ValueError(f"{where}: {len(fields)} fields, but the header has {len(header)} columns")
+                raise InputError(f"{where}: {len(fields)} fields, but the header has {len(header)} columns")
             file = fields[column["file"]].strip()
             if not file:
-                raise ValueError(f"{where}, column file: the image path is empty")
+                raise InputError(f"{where}, column file: the image path is empty")
             key = os.path.normpath(file)
             if key in first_line:
-                raise ValueError(f"{where}, column file: {file} is listed twice (first on line {first_line[key]})")
+                raise InputError(f"{where}, column file: {file} is listed twice (first on line {first_line[key]})")
             first_line[key] = reader.line_num
             rows.append([parse_factor(fields[column[name]], name, where, ranges.get(name))
                          for name in factor_names])
             if "split" in column:
                 split = fields[column["split"]].strip().lower()
                 if split not in SPLITS:
-                    raise ValueError(f"{where}, column split: {fields[column['split']]!r} is not one of {SPLITS}")
+                    raise InputError(f"{where}, column split: {fields[column['split']]!r} is not one of {SPLITS}")
                 splits.append(split)
             if "batch" in column:
                 batch = fields[column["batch"]].strip()
                 if not batch:
-                    raise ValueError(f"{where}, column batch: the batch id is empty; with a batch column every "
+                    raise InputError(f"{where}, column batch: the batch id is empty; with a batch column every "
                                      f"row belongs to a batch")
                 batches.append(batch)
             paths.append(root / file)
             lines.append(reader.line_num)
     if not paths:
-        raise ValueError(f"{path} lists no images; expected {LAYOUT}")
+        raise InputError(f"{path} lists no images; expected {LAYOUT}")
     table = FactorTable(path, paths, lines, torch.tensor(rows, dtype=torch.float32),
                         splits if "split" in column else None, batches if "batch" in column else None)
     absent = [i for i, p in enumerate(paths) if not p.is_file()]
     if absent:
         i = absent[0]
-        raise FileNotFoundError(f"{table.where(i)}, column file: image {paths[i]} does not exist"
+        raise MissingFileError(f"{table.where(i)}, column file: image {paths[i]} does not exist"
                                 + (f" ({len(absent) - 1} more listed images are missing)" if len(absent) > 1 else ""))
     return table
 
@@ -183,7 +184,7 @@ def check_image_sizes(table: FactorTable, source_size: Sequence[int] | None = No
         The common ``(H, W)`` in pixels.
 
     Raises:
-        ValueError: when an image cannot be opened, or has another size; names the file, its line, its size
+        InputError: when an image cannot be opened, or has another size; names the file, its line, its size
             and the expected one.
     """
     expected, reference = (tuple(source_size), "data.source_size") if source_size else (None, "")
@@ -192,11 +193,11 @@ def check_image_sizes(table: FactorTable, source_size: Sequence[int] | None = No
             with Image.open(path) as img:
                 width, height = img.size
         except (OSError, ValueError, SyntaxError) as e:
-            raise ValueError(f"{table.where(i)}: cannot read image {path}: {type(e).__name__}: {e}") from e
+            raise InputError(f"{table.where(i)}: cannot read image {path}: {type(e).__name__}: {e}") from e
         if expected is None:
             expected, reference = (height, width), f"the size of the first listed image, {path}"
         elif (height, width) != expected:
-            raise ValueError(f"{table.where(i)}: image {path} is {height}x{width} (HxW) but every image must be "
+            raise InputError(f"{table.where(i)}: image {path} is {height}x{width} (HxW) but every image must be "
                              f"{expected[0]}x{expected[1]} ({reference})")
     return expected
 
@@ -216,13 +217,13 @@ def batch_type_of(factors: torch.Tensor, varying: Mapping[str, Sequence[int]], n
         factors.
 
     Raises:
-        ValueError: naming ``where`` and the changing factors, when no factor varies, when they are not the
+        InputError: naming ``where`` and the changing factors, when no factor varies, when they are not the
             factors of any one batch type (e.g. azimuth and light both vary), or when several types fit.
     """
     changing = {j for j in range(factors.shape[1]) if bool((factors[:, j] != factors[0, j]).any())}
     allowed = "; ".join(f"{kind}: {[names[j] for j in cols]}" for kind, cols in varying.items())
     if not changing:
-        raise ValueError(f"{where}: no factor varies among its {len(factors)} rows; a batch must vary the "
+        raise InputError(f"{where}: no factor varies among its {len(factors)} rows; a batch must vary the "
                          f"factors of one batch type ({allowed})")
     fits = [kind for kind, cols in varying.items() if changing <= set(cols)]
     exact = [kind for kind in fits if set(varying[kind]) == changing]
@@ -230,9 +231,9 @@ def batch_type_of(factors: torch.Tensor, varying: Mapping[str, Sequence[int]], n
         return (exact or fits)[0]
     changed = ", ".join(names[j] for j in sorted(changing))
     if not fits:
-        raise ValueError(f"{where}: {changed} vary, but a batch may vary only the factors of one batch type "
+        raise InputError(f"{where}: {changed} vary, but a batch may vary only the factors of one batch type "
                          f"({allowed})")
-    raise ValueError(f"{where}: {changed} vary, which fits several batch types {fits}")
+    raise InputError(f"{where}: {changed} vary, which fits several batch types {fits}")
 
 
 def identity_groups(identity: torch.Tensor, batches: Sequence[str] | None) -> torch.Tensor:
@@ -289,11 +290,11 @@ class FactorFolderDataModule(FactorDataModule):
             arguments (``image_size`` 64, ``channels`` 1, ``batch_size`` 20 images per batch, ...).
 
     Raises:
-        ValueError: (init) on invalid fractions, ``intrinsic_factors``, ``factor_ranges`` or ``source_size``;
+        InputError: (init) on invalid fractions, ``intrinsic_factors``, ``factor_ranges`` or ``source_size``;
             (setup) on an invalid CSV (see :func:`read_factor_csv`), an image of another size
             (:func:`check_image_sizes`), an explicit batch that varies the factors of several batch types
             (:func:`batch_type_of`) or spans splits, too few identities to split, or an empty split.
-        FileNotFoundError: (setup) when ``root``, the CSV or a listed image is missing.
+        MissingFileError: (setup) when ``root``, the CSV or a listed image is missing.
     """
 
     def __init__(self, factor_names: Sequence[str], batch_types: Sequence[str], batch_ratio: Sequence[float],
@@ -309,21 +310,21 @@ class FactorFolderDataModule(FactorDataModule):
         self.intrinsic_factors = tuple(intrinsic_factors)
         unknown = [n for n in self.intrinsic_factors if n not in self.factor_names]
         if not self.intrinsic_factors or unknown:
-            raise ValueError(f"data.intrinsic_factors must name some of data.factor_names {list(self.factor_names)}, "
+            raise InputError(f"data.intrinsic_factors must name some of data.factor_names {list(self.factor_names)}, "
                              f"got {list(self.intrinsic_factors)}")
         if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
-            raise ValueError(f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} must be in "
+            raise InputError(f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} must be in "
                              f"[0, 1) and sum to less than 1")
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.factor_ranges = {}
         for name, bounds in dict(factor_ranges or {}).items():
             bounds = [float(b) for b in bounds] if bounds is not None else None
             if name not in self.factor_names or bounds is None or len(bounds) != 2 or not bounds[0] <= bounds[1]:
-                raise ValueError(f"data.factor_ranges.{name} must be [lo, hi] with lo <= hi for one of "
+                raise InputError(f"data.factor_ranges.{name} must be [lo, hi] with lo <= hi for one of "
                                  f"data.factor_names {list(self.factor_names)}, got {bounds}")
             self.factor_ranges[name] = bounds
         if source_size is not None and (len(source_size) != 2 or min(source_size) < 1):
-            raise ValueError(f"data.source_size must be [H, W] in pixels, got {list(source_size)}")
+            raise InputError(f"data.source_size must be [H, W] in pixels, got {list(source_size)}")
         self.source_size = tuple(int(s) for s in source_size) if source_size is not None else None
         columns = {name: [self.factor_names.index(name)] for name in self.factor_names}
         columns[INTRINSIC] = [self.factor_names.index(name) for name in self.intrinsic_factors]
@@ -370,7 +371,7 @@ class FactorFolderDataModule(FactorDataModule):
         for batch, rows in members.items():
             if table.splits is not None and len({table.splits[r] for r in rows}) > 1:
                 spread = ", ".join(f"line {table.lines[r]}: {table.splits[r]}" for r in rows)
-                raise ValueError(f"{table.csv}, batch {batch!r}: all rows of a batch must be in one split, got "
+                raise InputError(f"{table.csv}, batch {batch!r}: all rows of a batch must be in one split, got "
                                  f"{spread}")
             kinds[batch] = batch_type_of(table.factors[rows], columns, self.factor_names,
                                          f"{table.csv}, batch {batch!r} (lines {table.lines[rows[0]]}-"
@@ -384,7 +385,7 @@ class FactorFolderDataModule(FactorDataModule):
                    for s in SPLITS}
             empty = [s for s, rows in out.items() if len(rows) == 0]
             if empty:
-                raise ValueError(f"{table.csv}: no row has split {' or '.join(empty)}; every split needs images")
+                raise InputError(f"{table.csv}: no row has split {' or '.join(empty)}; every split needs images")
             return out
         cols = [self.factor_names.index(n) for n in self.intrinsic_factors]
         _, identity = torch.unique(table.factors[:, cols], dim=0, return_inverse=True)
@@ -398,7 +399,7 @@ class FactorFolderDataModule(FactorDataModule):
         what = ("identities" if table.batches is None else "groups of identities (identities sharing a batch "
                 "are one group)") + f" (values of data.intrinsic_factors {list(self.intrinsic_factors)})"
         if n - n_val - n_test < least:
-            raise ValueError(f"{table.csv} has {n} {what}, too few to split: every split needs at least {least} "
+            raise InputError(f"{table.csv} has {n} {what}, too few to split: every split needs at least {least} "
                              f"and val/test take {n_val}/{n_test}; add identities, lower data.val_fraction / "
                              f"data.test_fraction, or give a split column")
         chosen = fixed_split(n, (-1, n_val, n_test), self.split_seed)

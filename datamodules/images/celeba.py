@@ -21,6 +21,7 @@ import torch
 
 from datamodules.base import ImageDataModule
 from datamodules.image_files import ImageFileDataset
+from utils.errors import InputError, MissingFileError
 
 IMAGES = "img_align_celeba"
 PARTITION = "list_eval_partition.txt"
@@ -35,11 +36,11 @@ def read_partition(path: Path) -> list[tuple[str, int]]:
     """Parse ``list_eval_partition.txt``: ``[(file name, split 0/1/2), ...]`` in file order.
 
     Raises:
-        FileNotFoundError: if ``path`` is missing (the message gives the whole layout).
-        ValueError: on a line that is not ``<name> <0|1|2>``; names the file and line.
+        MissingFileError: if ``path`` is missing (the message gives the whole layout).
+        InputError: on a line that is not ``<name> <0|1|2>``; names the file and line.
     """
     if not path.is_file():
-        raise FileNotFoundError(f"CelebA partition file {path} does not exist; expected {LAYOUT}")
+        raise MissingFileError(f"CelebA partition file {path} does not exist; expected {LAYOUT}")
     entries = []
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, 1):
@@ -47,10 +48,10 @@ def read_partition(path: Path) -> list[tuple[str, int]]:
             if not fields:
                 continue
             if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
-                raise ValueError(f"{path}, line {number}: expected '<image>.jpg <0|1|2>', got {line.strip()!r}")
+                raise InputError(f"{path}, line {number}: expected '<image>.jpg <0|1|2>', got {line.strip()!r}")
             entries.append((fields[0], int(fields[1])))
     if not entries:
-        raise ValueError(f"{path} lists no images; expected lines '000001.jpg 0'")
+        raise InputError(f"{path} lists no images; expected lines '000001.jpg 0'")
     return entries
 
 
@@ -61,21 +62,21 @@ def read_attributes(path: Path, wanted: Sequence[str]) -> dict[str, np.ndarray]:
         ``{file name: float32 (K,) in {0, 1}}`` (the file's -1/1 mapped to 0/1), K = ``len(wanted)``.
 
     Raises:
-        FileNotFoundError: if ``path`` is missing.
-        ValueError: on an unknown attribute name (lists the available ones), a bad header, a row with the
+        MissingFileError: if ``path`` is missing.
+        InputError: on an unknown attribute name (lists the available ones), a bad header, a row with the
             wrong number of values or a value other than -1/1, or a count that disagrees with line 1.
     """
     if not path.is_file():
-        raise FileNotFoundError(f"CelebA attribute file {path} does not exist (needed by data.attributes); "
+        raise MissingFileError(f"CelebA attribute file {path} does not exist (needed by data.attributes); "
                                 f"expected {LAYOUT}")
     with open(path, encoding="utf-8") as f:
         lines = f.read().splitlines()
     if len(lines) < 2 or not lines[0].strip().isdigit():
-        raise ValueError(f"{path}: line 1 must be the image count and line 2 the attribute names")
+        raise InputError(f"{path}: line 1 must be the image count and line 2 the attribute names")
     names = lines[1].split()
     unknown = [a for a in wanted if a not in names]
     if unknown:
-        raise ValueError(f"unknown CelebA attributes {unknown} in data.attributes; {path} has: {', '.join(names)}")
+        raise InputError(f"unknown CelebA attributes {unknown} in data.attributes; {path} has: {', '.join(names)}")
     columns = [names.index(a) for a in wanted]
     out = {}
     for number, line in enumerate(lines[2:], 3):
@@ -83,14 +84,14 @@ def read_attributes(path: Path, wanted: Sequence[str]) -> dict[str, np.ndarray]:
         if not fields:
             continue
         if len(fields) != len(names) + 1:
-            raise ValueError(f"{path}, line {number}: expected a file name and {len(names)} values, "
+            raise InputError(f"{path}, line {number}: expected a file name and {len(names)} values, "
                              f"got {len(fields)} fields")
         values = [fields[1 + c] for c in columns]
         if any(v not in ("1", "-1") for v in values):
-            raise ValueError(f"{path}, line {number}: attribute values must be -1 or 1, got {values}")
+            raise InputError(f"{path}, line {number}: attribute values must be -1 or 1, got {values}")
         out[fields[0]] = np.array([v == "1" for v in values], dtype=np.float32)
     if len(out) != int(lines[0]):
-        raise ValueError(f"{path}: line 1 says {int(lines[0])} images but {len(out)} rows follow")
+        raise InputError(f"{path}: line 1 says {int(lines[0])} images but {len(out)} rows follow")
     return out
 
 
@@ -113,9 +114,9 @@ class CelebADataModule(ImageDataModule):
             ``channels`` = 3, ``num_classes`` = 0, ...).
 
     Raises:
-        FileNotFoundError: (setup) when ``root``, ``img_align_celeba/``, the partition file, the attribute
+        MissingFileError: (setup) when ``root``, ``img_align_celeba/``, the partition file, the attribute
             file (with ``attributes``) or listed images are missing; names the path and the layout.
-        ValueError: (setup) on malformed list files, unknown attribute names, ``num_classes`` != K;
+        InputError: (setup) on malformed list files, unknown attribute names, ``num_classes`` != K;
             (on access) on an unreadable image or one smaller than ``crop_size``, naming the file.
     """
 
@@ -130,12 +131,12 @@ class CelebADataModule(ImageDataModule):
         root = self.require_root(LAYOUT)
         images = root / IMAGES
         if not images.is_dir():
-            raise FileNotFoundError(f"CelebA image folder {images} does not exist; expected {LAYOUT}")
+            raise MissingFileError(f"CelebA image folder {images} does not exist; expected {LAYOUT}")
         entries = read_partition(root / PARTITION)
         present = set(os.listdir(images))
         missing = [name for name, _ in entries if name not in present]
         if missing:
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"{len(missing)} images listed in {root / PARTITION} are missing from {images}, e.g. "
                 f"{', '.join(missing[:5])}; expected {LAYOUT}"
             )
@@ -147,7 +148,7 @@ class CelebADataModule(ImageDataModule):
             table = read_attributes(root / ATTRIBUTES, self.attributes)
             absent = [name for name, _ in entries if name not in table]
             if absent:
-                raise ValueError(f"{len(absent)} images of {root / PARTITION} have no row in "
+                raise InputError(f"{len(absent)} images of {root / PARTITION} have no row in "
                                  f"{root / ATTRIBUTES}, e.g. {', '.join(absent[:5])}")
             labels = torch.from_numpy(np.stack([table[name] for name, _ in entries]))
         splits = {}

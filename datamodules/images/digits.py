@@ -27,6 +27,7 @@ class DigitsDataModule(ImageDataModule):
         self.check_num_classes(int(bunch.target.max()) + 1)
         images = torch.from_numpy(bunch.images * (255.0 / 16.0)).round().to(torch.uint8).unsqueeze(1)
         labels = torch.from_numpy(bunch.target).long()
-        train, val, test = fixed_split(len(images), (-1, self.val_size, self.test_size), self.split_seed)
+        train, val, test = fixed_split(len(images), (-1, self.val_size, self.test_size), self.split_seed,
+                                       "data.val_size and data.test_size")
         return {name: self.tensor_dataset(images[idx], labels[idx]) for name, idx in
                 (("train", train), ("val", val), ("test", test))}

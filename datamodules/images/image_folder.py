@@ -17,6 +17,7 @@ import torch
 
 from datamodules.base import ImageDataModule, fixed_split
 from datamodules.image_files import IMAGE_EXTENSIONS, ImageFileDataset, is_image_file, subset
+from utils.errors import InputError
 
 LAYOUT = (
     f"a folder of images ({', '.join(e.lstrip('.') for e in IMAGE_EXTENSIONS)}): either one subfolder per "
@@ -45,11 +46,11 @@ def scan_image_folder(root: Path, labeled: bool | None = None) -> tuple[list[Pat
         sorted class folder names) or ``None`` when unlabeled (then ``classes`` is empty).
 
     Raises:
-        ValueError: if ``root`` holds no images, or ``labeled=True`` but there are no class subfolders.
+        InputError: if ``root`` holds no images, or ``labeled=True`` but there are no class subfolders.
     """
     paths = list_images(root)
     if not paths:
-        raise ValueError(f"no image files found in {root}; expected {LAYOUT}")
+        raise InputError(f"no image files found in {root}; expected {LAYOUT}")
     top_level = [p for p in paths if p.parent == root]
     subfolders = sorted({p.relative_to(root).parts[0] for p in paths if p.parent != root})
     if labeled is None:
@@ -57,9 +58,9 @@ def scan_image_folder(root: Path, labeled: bool | None = None) -> tuple[list[Pat
     if not labeled:
         return paths, None, []
     if not subfolders:
-        raise ValueError(f"data.labeled=true but {root} has no subfolders with images; expected {LAYOUT}")
+        raise InputError(f"data.labeled=true but {root} has no subfolders with images; expected {LAYOUT}")
     if top_level:
-        raise ValueError(
+        raise InputError(
             f"data.labeled=true but {root} holds images outside class subfolders, e.g. {top_level[0]}; move them "
             f"into a class folder or set data.labeled=false"
         )
@@ -86,8 +87,8 @@ class ImageFolderDataModule(ImageDataModule):
             ``channels`` = 3, ``num_classes`` = 0: must equal the number of class folders, 0 if unlabeled).
 
     Raises:
-        FileNotFoundError: (setup) when ``root`` is missing.
-        ValueError: (setup) when the folder holds no images, ``num_classes`` differs from the class folders
+        MissingFileError: (setup) when ``root`` is missing.
+        InputError: (setup) when the folder holds no images, ``num_classes`` differs from the class folders
             found, or the fractions are out of range; (on access) on an unreadable image, naming it.
     """
 
@@ -97,7 +98,7 @@ class ImageFolderDataModule(ImageDataModule):
         kwargs.setdefault("channels", 3)
         super().__init__(**kwargs)
         if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
-            raise ValueError(f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} must be in "
+            raise InputError(f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} must be in "
                              f"[0, 1) and sum to less than 1")
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.labeled = labeled
@@ -110,12 +111,12 @@ class ImageFolderDataModule(ImageDataModule):
         if len(self.classes) != self.num_classes:
             hint = (f"the class folders are {self.classes}; set data.num_classes={len(self.classes)} or "
                     f"data.labeled=false" if self.classes else "the images are unlabeled; set data.num_classes=0")
-            raise ValueError(f"data.num_classes={self.num_classes} but {root} has {len(self.classes)} classes: {hint}")
+            raise InputError(f"data.num_classes={self.num_classes} but {root} has {len(self.classes)} classes: {hint}")
         dataset = self.decoded(ImageFileDataset(paths, labels, image_size=self.decode_size, channels=self.channels,
                                                 crop_size=self.crop_size), f"{root.name}-crop{self.crop_size}")
         n = len(paths)
         n_val, n_test = round(n * self.val_fraction), round(n * self.test_fraction)
         if n - n_val - n_test < 1:
-            raise ValueError(f"{root} has only {n} images: none left for training after the val/test split")
+            raise InputError(f"{root} has only {n} images: none left for training after the val/test split")
         train, val, test = fixed_split(n, (-1, n_val, n_test), self.split_seed)
         return {"train": subset(dataset, train), "val": subset(dataset, val), "test": subset(dataset, test)}

@@ -20,6 +20,7 @@ from torch.utils.data import get_worker_info
 
 from datamodules.base import ImageDataModule, fixed_split
 from datamodules.image_files import LazyImageDataset, subset
+from utils.errors import InputError, MissingFileError
 
 
 def _import_lmdb():
@@ -37,13 +38,13 @@ def open_lmdb(path: Path):
 
     Raises:
         ImportError: without the ``lmdb`` package.
-        ValueError: if lmdb cannot open it; names ``path``.
+        InputError: if lmdb cannot open it; names ``path``.
     """
     lmdb = _import_lmdb()
     try:
         return lmdb.open(str(path), readonly=True, lock=False, readahead=False, meminit=False, max_readers=126)
     except lmdb.Error as e:
-        raise ValueError(f"cannot open the lmdb database {path}: {e}") from e
+        raise InputError(f"cannot open the lmdb database {path}: {e}") from e
 
 
 def layout(category: str) -> str:
@@ -68,8 +69,8 @@ class LMDBImageDataset(LazyImageDataset):
 
     Raises:
         ImportError: without the ``lmdb`` package (says how to install it).
-        FileNotFoundError: if ``path/data.mdb`` is missing.
-        ValueError: if the database is unreadable or empty; on access, if an image cannot be decoded (names
+        MissingFileError: if ``path/data.mdb`` is missing.
+        InputError: if the database is unreadable or empty; on access, if an image cannot be decoded (names
             the database and key).
     """
 
@@ -77,7 +78,7 @@ class LMDBImageDataset(LazyImageDataset):
                  max_images: int | None = None, expected: str = "an LSUN lmdb folder") -> None:
         self.path = Path(path)
         if not (self.path / "data.mdb").is_file():
-            raise FileNotFoundError(f"{self.path / 'data.mdb'} does not exist; expected {expected}")
+            raise MissingFileError(f"{self.path / 'data.mdb'} does not exist; expected {expected}")
         self._env, self._pid = None, None
         keys = []
         with self._environment() as env, env.begin(write=False) as txn:
@@ -86,7 +87,7 @@ class LMDBImageDataset(LazyImageDataset):
                     break
                 keys.append(key)
         if not keys:
-            raise ValueError(f"the lmdb database {self.path} holds no images; expected {expected}")
+            raise InputError(f"the lmdb database {self.path} holds no images; expected {expected}")
         # A numpy array of fixed-width bytes: ~40 bytes per key rather than a Python object each.
         self.keys = np.array(keys, dtype=np.bytes_)
         super().__init__(None, len(self.keys), image_size, channels, crop_size=None)
@@ -128,7 +129,7 @@ class LMDBImageDataset(LazyImageDataset):
         with self._environment() as env, env.begin(write=False) as txn:
             value = txn.get(key)
         if value is None:
-            raise ValueError(f"{name}: key vanished from the database")
+            raise InputError(f"{name}: key vanished from the database")
         return value, name
 
 
@@ -153,8 +154,8 @@ class LSUNDataModule(ImageDataModule):
 
     Raises:
         ImportError: (setup) without the ``lmdb`` package.
-        FileNotFoundError: (setup) when ``root`` or a lmdb folder is missing; names the layout.
-        ValueError: (setup) on an unreadable/empty database, ``num_classes`` != 0, ``test_size`` too large;
+        MissingFileError: (setup) when ``root`` or a lmdb folder is missing; names the layout.
+        InputError: (setup) on an unreadable/empty database, ``num_classes`` != 0, ``test_size`` too large;
             (on access) on an undecodable image.
     """
 
@@ -175,13 +176,13 @@ class LSUNDataModule(ImageDataModule):
         folders = {split: root / f"{self.category}_{split}_lmdb" for split in ("train", "val")}
         for folder in folders.values():
             if not folder.is_dir():
-                raise FileNotFoundError(f"LSUN folder {folder} does not exist; expected {expected}")
+                raise MissingFileError(f"LSUN folder {folder} does not exist; expected {expected}")
         kw = {"image_size": self.decode_size, "channels": self.channels, "expected": expected}
         full_train = self.decoded(LMDBImageDataset(folders["train"], max_images=self.max_images, **kw),
                                   f"lsun-{self.category}-train")
         val = self.decoded(LMDBImageDataset(folders["val"], **kw), f"lsun-{self.category}-val")
         if not 0 <= self.test_size < len(full_train):
-            raise ValueError(f"data.test_size={self.test_size} must be in [0, {len(full_train)}): the number of "
+            raise InputError(f"data.test_size={self.test_size} must be in [0, {len(full_train)}): the number of "
                              f"images used from {folders['train']}")
         train, test = fixed_split(len(full_train), (-1, self.test_size), self.split_seed)
         return {"train": subset(full_train, train), "val": val, "test": subset(full_train, test)}

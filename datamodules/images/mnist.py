@@ -22,6 +22,7 @@ import torch
 
 from datamodules.base import ImageDataModule
 from datamodules.download import download_from_mirrors
+from utils.errors import InputError, MissingFileError
 
 #: The four MNIST files (without ``.gz``) and the MD5 of their ``.gz`` downloads.
 MNIST_FILES = {
@@ -52,7 +53,7 @@ def _read_bytes(path: Path) -> bytes:
         with gzip.open(path, "rb") as f:
             return f.read()
     except (OSError, EOFError, zlib.error) as e:
-        raise ValueError(
+        raise InputError(
             f"{path}: cannot decompress ({type(e).__name__}: {e}); the file is truncated or not gzip. "
             f"Replace it with the original download (or its uncompressed idx file)."
         ) from e
@@ -72,29 +73,29 @@ def read_idx(path: str | Path, magic: int) -> np.ndarray:
         uint8 array of the header's shape: ``(N, rows, cols)`` for images, ``(N,)`` for labels.
 
     Raises:
-        ValueError: on a wrong magic number, a header that does not fit, or a file whose length is not
+        InputError: on a wrong magic number, a header that does not fit, or a file whose length is not
             header + product of the sizes (truncated or padded); the message names ``path``.
     """
     path = Path(path)
     data = _read_bytes(path)
     kind = {IDX_IMAGES_MAGIC: "images (idx3-ubyte)", IDX_LABELS_MAGIC: "labels (idx1-ubyte)"}.get(magic, "idx")
     if len(data) < 4:
-        raise ValueError(f"{path}: {len(data)} bytes, too short for an idx header; expected MNIST {kind}")
+        raise InputError(f"{path}: {len(data)} bytes, too short for an idx header; expected MNIST {kind}")
     found = int.from_bytes(data[:4], "big")
     if found != magic:
-        raise ValueError(
+        raise InputError(
             f"{path}: magic number {found}, expected {magic} for MNIST {kind}; the file is not in idx format "
             f"or is the wrong file (images are *-images-idx3-ubyte, labels *-labels-idx1-ubyte)"
         )
     ndim = magic & 0xFF
     header = 4 + 4 * ndim
     if len(data) < header:
-        raise ValueError(f"{path}: truncated: {len(data)} bytes, shorter than the {header}-byte idx header")
+        raise InputError(f"{path}: truncated: {len(data)} bytes, shorter than the {header}-byte idx header")
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     expected = header + int(np.prod(shape, dtype=np.int64))
     if len(data) != expected:
         what = "truncated" if len(data) < expected else "longer than its header says"
-        raise ValueError(
+        raise InputError(
             f"{path}: {what}: {len(data)} bytes, but its header {shape} needs {expected}; "
             f"replace it with the original download"
         )
@@ -130,8 +131,8 @@ class MNISTDataModule(ImageDataModule):
             ``channels``, ``num_classes`` = 10, ...).
 
     Raises:
-        FileNotFoundError: (setup) when ``root`` or one of the four files is missing; lists them and where.
-        ValueError: (setup) on a wrong magic number, truncated file, mismatched label/image counts or
+        MissingFileError: (setup) when ``root`` or one of the four files is missing; lists them and where.
+        InputError: (setup) on a wrong magic number, truncated file, mismatched label/image counts or
             image sizes, labels outside ``num_classes``, or ``val_size`` not below the training count.
         OSError: (setup, ``download=True``) when the download fails; says which files to put where.
     """
@@ -141,7 +142,7 @@ class MNISTDataModule(ImageDataModule):
         kwargs.setdefault("image_size", 28)
         super().__init__(**kwargs)
         if val_size < 0:
-            raise ValueError(f"data.val_size must be >= 0, got {val_size}")
+            raise InputError(f"data.val_size must be >= 0, got {val_size}")
         self.val_size = val_size
         self.download = download
 
@@ -149,7 +150,7 @@ class MNISTDataModule(ImageDataModule):
         """``{name: path}`` of the four idx files (downloading the missing ones if ``download``).
 
         Raises:
-            FileNotFoundError: a file is missing (and ``download`` is off); lists the expected files.
+            MissingFileError: a file is missing (and ``download`` is off); lists the expected files.
             OSError: the download failed.
         """
         if self.download and self.root is not None:
@@ -173,7 +174,7 @@ class MNISTDataModule(ImageDataModule):
                 )
             missing = []
         if missing:
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"MNIST files missing in {root}: {', '.join(missing)}. Expected {LAYOUT}. Get them from "
                 f"{MNIST_MIRRORS[0]} or set data.download=true."
             )
@@ -183,7 +184,7 @@ class MNISTDataModule(ImageDataModule):
         images = read_idx(images_path, IDX_IMAGES_MAGIC)
         labels = read_idx(labels_path, IDX_LABELS_MAGIC)
         if len(images) != len(labels):
-            raise ValueError(f"{images_path} has {len(images)} images but {labels_path} has {len(labels)} labels")
+            raise InputError(f"{images_path} has {len(images)} images but {labels_path} has {len(labels)} labels")
         return images, labels
 
     def build_splits(self):
@@ -191,12 +192,12 @@ class MNISTDataModule(ImageDataModule):
         train_x, train_y = self._read_pair(files["train-images-idx3-ubyte"], files["train-labels-idx1-ubyte"])
         test_x, test_y = self._read_pair(files["t10k-images-idx3-ubyte"], files["t10k-labels-idx1-ubyte"])
         if train_x.shape[1:] != test_x.shape[1:]:
-            raise ValueError(
+            raise InputError(
                 f"{files['train-images-idx3-ubyte']} holds {train_x.shape[1:]} images but "
                 f"{files['t10k-images-idx3-ubyte']} holds {test_x.shape[1:]}; they must have the same size"
             )
         if self.val_size >= len(train_x):
-            raise ValueError(
+            raise InputError(
                 f"data.val_size={self.val_size} leaves no training images: "
                 f"{files['train-images-idx3-ubyte']} has {len(train_x)}"
             )

@@ -26,6 +26,7 @@ class MNIST5kDataModule(ImageDataModule):
         self.check_num_classes(int(y.max()) + 1)
         images = torch.from_numpy(x.reshape(-1, 1, 28, 28)).round().to(torch.uint8)
         labels = torch.from_numpy(y).long()
-        train, val, test = fixed_split(len(images), (-1, self.val_size, self.test_size), self.split_seed)
+        train, val, test = fixed_split(len(images), (-1, self.val_size, self.test_size), self.split_seed,
+                                       "data.val_size and data.test_size")
         return {name: self.tensor_dataset(images[idx], labels[idx]) for name, idx in
                 (("train", train), ("val", val), ("test", test))}

@@ -51,13 +51,14 @@ from torch.utils.data import Dataset
 from datamodules.base import ImageDataModule, TensorImageDataset, split_items
 from datamodules.embedded_photos import PHOTO_NAMES, load_photos
 from datamodules.transforms import resize, to_signed
+from utils.errors import InputError
 
 
 def check_crop_fits(photo: torch.Tensor, image_size: int, name: str) -> None:
     """Raise a ValueError naming the photo when it is smaller than an ``image_size`` crop."""
     h, w = photo.shape[-2:]
     if image_size > h or image_size > w:
-        raise ValueError(f"photo {name!r} is {h}x{w}, smaller than the {image_size}x{image_size} crop "
+        raise InputError(f"photo {name!r} is {h}x{w}, smaller than the {image_size}x{image_size} crop "
                          f"(data.image_size); use a smaller data.image_size")
 
 
@@ -72,11 +73,11 @@ def random_crop(photo: torch.Tensor, image_size: int, max_scale: float = 1.0,
         uint8 ``(C, image_size, image_size)``.
 
     Raises:
-        ValueError: if the photo is smaller than ``image_size`` (names it) or ``max_scale < 1``.
+        InputError: if the photo is smaller than ``image_size`` (names it) or ``max_scale < 1``.
     """
     check_crop_fits(photo, image_size, name)
     if max_scale < 1.0:
-        raise ValueError(f"data.max_scale must be >= 1, got {max_scale}")
+        raise InputError(f"data.max_scale must be >= 1, got {max_scale}")
     h, w = photo.shape[-2:]
     largest = min(h, w, int(max_scale * image_size))
     u = torch.rand((), generator=generator).item()
@@ -98,13 +99,13 @@ class RandomCropDataset(Dataset):
         photo_names: the photographs' names, in order.
 
     Raises:
-        ValueError: if a photo is smaller than ``image_size`` (names it), or ``crops_per_image < 1``.
+        InputError: if a photo is smaller than ``image_size`` (names it), or ``crops_per_image < 1``.
     """
 
     def __init__(self, photos: dict[str, torch.Tensor], image_size: int, crops_per_image: int,
                  max_scale: float = 1.0, hflip: bool = False) -> None:
         if crops_per_image < 1:
-            raise ValueError(f"data.crops_per_image must be positive, got {crops_per_image}")
+            raise InputError(f"data.crops_per_image must be positive, got {crops_per_image}")
         for name, photo in photos.items():
             check_crop_fits(photo, image_size, name)
         self.photo_names = list(photos)
@@ -140,7 +141,7 @@ class FixedCropDataset(TensorImageDataset):
     def __init__(self, photos: dict[str, torch.Tensor], image_size: int, crops_per_image: int,
                  max_scale: float = 1.0, seed: int = 0) -> None:
         if crops_per_image < 1:
-            raise ValueError(f"data.eval_crops_per_image must be positive, got {crops_per_image}")
+            raise InputError(f"data.eval_crops_per_image must be positive, got {crops_per_image}")
         generator = torch.Generator().manual_seed(seed)
         crops, self.item_photos = [], []
         for name, photo in photos.items():
@@ -171,7 +172,7 @@ class PhotosDataModule(ImageDataModule):
         **kwargs: :class:`~datamodules.base.ImageDataModule` (``channels`` must be 3, ``num_classes`` 0).
 
     Raises:
-        ValueError: if ``data.channels != 3`` or ``data.num_classes != 0``; in ``setup`` if a photograph is
+        InputError: if ``data.channels != 3`` or ``data.num_classes != 0``; in ``setup`` if a photograph is
             smaller than ``data.image_size`` (names it) or the photo counts do not fit.
     """
 
@@ -181,12 +182,12 @@ class PhotosDataModule(ImageDataModule):
         kwargs.setdefault("image_size", 64)
         channels = kwargs["channels"]
         if channels != 3:
-            raise ValueError(f"data.channels={channels}, but PhotosDataModule serves RGB colour photographs: "
+            raise InputError(f"data.channels={channels}, but PhotosDataModule serves RGB colour photographs: "
                              f"data.channels must be 3 (colorizers take the grayscale L from the RGB images)")
         super().__init__(**kwargs)
         self.check_num_classes(0)
         if max_scale < 1.0:
-            raise ValueError(f"data.max_scale must be >= 1, got {max_scale}")
+            raise InputError(f"data.max_scale must be >= 1, got {max_scale}")
         self.crops_per_image, self.eval_crops_per_image = crops_per_image, eval_crops_per_image
         self.val_photos, self.test_photos = val_photos, test_photos
         self.max_scale, self.hflip = max_scale, hflip

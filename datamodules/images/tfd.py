@@ -22,6 +22,7 @@ import torch
 from datamodules.base import ImageDataModule, TensorImageDataset
 from datamodules.decoded_cache import file_signature
 from datamodules.transforms import prepare_uint8
+from utils.errors import InputError, MissingFileError
 
 UNLABELED, TRAIN, VALID, TEST = 0, 1, 2, 3
 NUM_EXPRESSIONS = 7
@@ -45,41 +46,41 @@ def read_tfd(path: Path, resolution: int, images: bool = True) -> tuple[np.ndarr
         in 0-6 or -1.
 
     Raises:
-        FileNotFoundError: if ``path`` is missing.
-        ValueError: if the file cannot be read as a MATLAB file, lacks an array, or an array has the wrong
+        MissingFileError: if ``path`` is missing.
+        InputError: if the file cannot be read as a MATLAB file, lacks an array, or an array has the wrong
             shape or values; the message names ``path`` and the expected arrays.
     """
     from scipy.io import loadmat
 
     expected = layout(resolution)
     if not path.is_file():
-        raise FileNotFoundError(f"TFD file {path} does not exist; expected {expected}")
+        raise MissingFileError(f"TFD file {path} does not exist; expected {expected}")
     try:
         wanted = ["images", "folds", "labs_ex"] if images else ["folds", "labs_ex"]
         mat = loadmat(str(path), variable_names=wanted)
     except NotImplementedError as e:  # MATLAB v7.3 (HDF5) files
-        raise ValueError(f"{path}: a MATLAB v7.3 (HDF5) file, which scipy cannot read; re-save it as "
+        raise InputError(f"{path}: a MATLAB v7.3 (HDF5) file, which scipy cannot read; re-save it as "
                          f"v5 ('save -v7') or use the original TFD release. Expected {expected}") from e
     except Exception as e:  # scipy raises ValueError, TypeError, OSError, MatReadError on corrupt files
-        raise ValueError(f"{path}: cannot read it as a MATLAB file ({type(e).__name__}: {e}); expected {expected}") from e
+        raise InputError(f"{path}: cannot read it as a MATLAB file ({type(e).__name__}: {e}); expected {expected}") from e
     missing = [k for k in wanted if k not in mat]
     if missing:
-        raise ValueError(f"{path} lacks the arrays {missing}; expected {expected}")
+        raise InputError(f"{path} lacks the arrays {missing}; expected {expected}")
     folds, labels = mat["folds"], mat["labs_ex"]
     n = len(folds)
     images = mat["images"] if images else None
     if images is not None and images.shape != (n, resolution, resolution):
-        raise ValueError(f"{path}: 'images' has shape {images.shape}; expected {expected}")
+        raise InputError(f"{path}: 'images' has shape {images.shape}; expected {expected}")
     if images is not None and images.dtype != np.uint8:
         if images.min() < 0 or images.max() > 255:
-            raise ValueError(f"{path}: 'images' values span [{images.min()}, {images.max()}], not [0, 255]")
+            raise InputError(f"{path}: 'images' values span [{images.min()}, {images.max()}], not [0, 255]")
         images = images.round().astype(np.uint8)
     if folds.shape != (n, 5) or not np.isin(folds, (UNLABELED, TRAIN, VALID, TEST)).all():
-        raise ValueError(f"{path}: 'folds' must be (N, 5) = ({n}, 5) with values 0-3, got {folds.shape}; "
+        raise InputError(f"{path}: 'folds' must be (N, 5) = ({n}, 5) with values 0-3, got {folds.shape}; "
                          f"expected {expected}")
     labels = labels.reshape(-1)
     if labels.shape != (n,) or not np.isin(labels, (-1, *range(1, NUM_EXPRESSIONS + 1))).all():
-        raise ValueError(f"{path}: 'labs_ex' must hold {n} values in 1-7 or -1; expected {expected}")
+        raise InputError(f"{path}: 'labs_ex' must hold {n} values in 1-7 or -1; expected {expected}")
     expressions = np.where(labels > 0, labels - 1, -1).astype(np.int64)
     return images, folds.astype(np.int64), expressions
 
@@ -102,9 +103,9 @@ class TFDDataModule(ImageDataModule):
             ``channels`` = 1, ``num_classes`` = 0 or 7).
 
     Raises:
-        ValueError: (construction) on a bad ``resolution``, ``fold`` or ``num_classes``;
+        InputError: (construction) on a bad ``resolution``, ``fold`` or ``num_classes``;
             (setup) on a malformed file (see :func:`read_tfd`).
-        FileNotFoundError: (setup) when ``root`` or the ``.mat`` file is missing.
+        MissingFileError: (setup) when ``root`` or the ``.mat`` file is missing.
     """
 
     def __init__(self, resolution: int = 48, fold: int = 0, include_unlabeled: bool = True, **kwargs) -> None:
@@ -112,11 +113,11 @@ class TFDDataModule(ImageDataModule):
         kwargs.setdefault("channels", 1)
         super().__init__(**kwargs)
         if resolution not in (48, 96):
-            raise ValueError(f"data.resolution must be 48 or 96 (TFD_48x48.mat / TFD_96x96.mat), got {resolution}")
+            raise InputError(f"data.resolution must be 48 or 96 (TFD_48x48.mat / TFD_96x96.mat), got {resolution}")
         if fold not in range(5):
-            raise ValueError(f"data.fold must be 0-4 (TFD's 5 official folds), got {fold}")
+            raise InputError(f"data.fold must be 0-4 (TFD's 5 official folds), got {fold}")
         if self.num_classes not in (0, NUM_EXPRESSIONS):
-            raise ValueError(f"data.num_classes must be 0 (unlabeled) or 7 (TFD expressions), got {self.num_classes}")
+            raise InputError(f"data.num_classes must be 0 (unlabeled) or 7 (TFD expressions), got {self.num_classes}")
         self.resolution, self.fold, self.include_unlabeled = resolution, fold, include_unlabeled
 
     def build_splits(self):
@@ -132,7 +133,7 @@ class TFDDataModule(ImageDataModule):
         for split, codes in (("train", train_codes), ("val", (VALID,)), ("test", (TEST,))):
             rows = torch.from_numpy(np.flatnonzero(np.isin(column, codes)))
             if len(rows) == 0:
-                raise ValueError(f"{path}: fold {self.fold} has no images marked {codes} for the {split} split")
+                raise InputError(f"{path}: fold {self.fold} has no images marked {codes} for the {split} split")
             splits[split] = TensorImageDataset(torch.from_numpy(x[rows.numpy()]), y[rows])
         return splits
 

@@ -40,6 +40,7 @@ from datamodules.decoded_cache import CacheSettings, file_signature
 from datamodules.image_files import decode_image, image_size_of, is_image_file
 from datamodules.patches.photo_patches import PatchDataModule
 from datamodules.patches.protocol import PatchDataset, check_patches, patches_from_images, spread_counts
+from utils.errors import InputError, MissingFileError
 
 #: The arrays of the preprocessed ``BSDS300.hdf5`` and the splits they become.
 HDF5_KEYS = {"train": "train", "validation": "val", "test": "test"}
@@ -66,24 +67,24 @@ def find_source(root: str | Path, fmt: str = "auto", dim: int = 63) -> tuple[str
         ``("images", folder holding images/)`` or ``("hdf5", file)``.
 
     Raises:
-        FileNotFoundError: if ``root`` does not exist or holds neither layout; names it and the layouts.
-        ValueError: on an unknown ``fmt``, or when a folder holds both layouts and ``fmt`` is ``auto``.
+        MissingFileError: if ``root`` does not exist or holds neither layout; names it and the layouts.
+        InputError: on an unknown ``fmt``, or when a folder holds both layouts and ``fmt`` is ``auto``.
     """
     if fmt not in FORMATS:
-        raise ValueError(f"data.format must be one of {FORMATS}, got {fmt!r}")
+        raise InputError(f"data.format must be one of {FORMATS}, got {fmt!r}")
     root = Path(root).expanduser()
     if not root.exists():
-        raise FileNotFoundError(f"data.root={root} does not exist; expected {layout(dim)}")
+        raise MissingFileError(f"data.root={root} does not exist; expected {layout(dim)}")
     if root.is_file():
         if fmt == "images":
-            raise FileNotFoundError(f"data.root={root} is a file but data.format=images; expected the BSDS300 "
+            raise MissingFileError(f"data.root={root} is a file but data.format=images; expected the BSDS300 "
                                     f"folder with images/train/*.jpg and images/test/*.jpg")
         return "hdf5", root
     for folder in (root, root / "BSDS300"):
         has_images = (folder / "images").is_dir()
         has_hdf5 = (folder / HDF5_NAME).is_file()
         if has_images and has_hdf5 and fmt == "auto":
-            raise ValueError(f"{folder} holds both images/ and {HDF5_NAME}; set data.format=images (draw patches "
+            raise InputError(f"{folder} holds both images/ and {HDF5_NAME}; set data.format=images (draw patches "
                              f"from the images) or data.format=hdf5 (use the preprocessed arrays)")
         if has_images and fmt in ("auto", "images"):
             return "images", folder
@@ -91,7 +92,7 @@ def find_source(root: str | Path, fmt: str = "auto", dim: int = 63) -> tuple[str
             return "hdf5", folder / HDF5_NAME
     wanted = {"auto": layout(dim), "images": "images/train/*.jpg and images/test/*.jpg below it",
               "hdf5": f"{HDF5_NAME} in it"}[fmt]
-    raise FileNotFoundError(f"data.root={root} holds no BSDS300 data (looked in {root} and {root / 'BSDS300'}); "
+    raise MissingFileError(f"data.root={root} holds no BSDS300 data (looked in {root} and {root / 'BSDS300'}); "
                             f"expected {wanted}")
 
 
@@ -99,15 +100,15 @@ def list_split_images(folder: Path, split: str) -> list[Path]:
     """The sorted image files (``*.jpg`` and other image extensions) of ``folder/images/<split>``.
 
     Raises:
-        FileNotFoundError: if that folder is missing; ValueError if it holds no image files. Both name it.
+        MissingFileError: if that folder is missing; ValueError if it holds no image files. Both name it.
     """
     directory = folder / "images" / split
     if not directory.is_dir():
-        raise FileNotFoundError(f"{directory} does not exist; expected the BSDS300 layout "
+        raise MissingFileError(f"{directory} does not exist; expected the BSDS300 layout "
                                 f"images/train/*.jpg (200 images) and images/test/*.jpg (100 images)")
     paths = sorted(p for p in directory.iterdir() if p.is_file() and is_image_file(p))
     if not paths:
-        raise ValueError(f"no images in {directory}; expected the BSDS300 {split} images as *.jpg files")
+        raise InputError(f"no images in {directory}; expected the BSDS300 {split} images as *.jpg files")
     return paths
 
 
@@ -115,7 +116,7 @@ def read_gray(paths: list[Path]) -> Iterator[tuple[str, np.ndarray]]:
     """Decode ``paths`` one at a time as ``(path string, uint8 (H, W))`` grayscale (Pillow ``convert("L")``).
 
     Raises:
-        ValueError: if a file cannot be decoded; names it (see :func:`~datamodules.image_files.decode_image`).
+        InputError: if a file cannot be decoded; names it (see :func:`~datamodules.image_files.decode_image`).
     """
     for path in paths:
         yield str(path), decode_image(path, 1)[0].numpy()
@@ -127,7 +128,7 @@ class GrayRows:
     orientation, 481x321 or 321x481, so the cache holds pixels plus the shapes from the file headers).
 
     Raises:
-        ValueError: if an image cannot be decoded (names it).
+        InputError: if an image cannot be decoded (names it).
     """
 
     def __init__(self, paths: list[Path], width: int) -> None:
@@ -148,8 +149,8 @@ def read_bsds300_hdf5(path: str | Path, dim: int = 63) -> dict[str, np.ndarray]:
 
     Raises:
         ImportError: if ``h5py`` is not installed (``pip install h5py``).
-        FileNotFoundError: if ``path`` does not exist.
-        ValueError: naming the path (and key): the file is not HDF5; an array is missing (lists the keys
+        MissingFileError: if ``path`` does not exist.
+        InputError: naming the path (and key): the file is not HDF5; an array is missing (lists the keys
             found); an array is not ``(N, dim)``; an array holds NaN or infinite values.
     """
     try:
@@ -158,22 +159,22 @@ def read_bsds300_hdf5(path: str | Path, dim: int = 63) -> dict[str, np.ndarray]:
         raise ImportError(f"reading {path} needs h5py: pip install h5py") from e
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; expected {HDF5_NAME} with the float arrays 'train', "
+        raise MissingFileError(f"{path} does not exist; expected {HDF5_NAME} with the float arrays 'train', "
                                 f"'validation' and 'test' of shape (N, {dim})")
     try:
         file = h5py.File(path, "r")
     except OSError as e:
-        raise ValueError(f"cannot read {path} as an HDF5 file ({e}); expected {HDF5_NAME} with the float "
+        raise InputError(f"cannot read {path} as an HDF5 file ({e}); expected {HDF5_NAME} with the float "
                          f"arrays 'train', 'validation' and 'test' of shape (N, {dim})") from e
     with file:
         found = sorted(file.keys())
         missing = [k for k in HDF5_KEYS if k not in file]
         if missing:
-            raise ValueError(f"{path} lacks the array(s) {missing}; found keys {found}; expected 'train', "
+            raise InputError(f"{path} lacks the array(s) {missing}; found keys {found}; expected 'train', "
                              f"'validation' and 'test' of shape (N, {dim})")
         groups = [k for k in HDF5_KEYS if isinstance(file[k], h5py.Group)]
         if groups:
-            raise ValueError(f"{path}: {groups} are HDF5 groups, expected arrays of shape (N, {dim})")
+            raise InputError(f"{path}: {groups} are HDF5 groups, expected arrays of shape (N, {dim})")
         return {split: check_patches(file[key][()], f"{path}['{key}']", dim) for key, split in HDF5_KEYS.items()}
 
 
@@ -193,10 +194,10 @@ class BSDS300DataModule(CacheSettings, PatchDataModule):
         **kwargs: :class:`~datamodules.patches.photo_patches.PatchDataModule` (``batch_size``, ``patch_size``, ...).
 
     Raises:
-        ValueError: (construction) on non-positive counts or an unknown ``format``; (setup) see
+        InputError: (construction) on non-positive counts or an unknown ``format``; (setup) see
             :func:`find_source`, :func:`list_split_images`, :func:`read_bsds300_hdf5`, or when
             ``val_images`` leaves no training image.
-        FileNotFoundError: (setup) when ``root`` or a part of its layout is missing.
+        MissingFileError: (setup) when ``root`` or a part of its layout is missing.
     """
 
     def __init__(self, root: str | None = None, train_patches: int = 1_000_000, val_patches: int = 50_000,
@@ -209,9 +210,9 @@ class BSDS300DataModule(CacheSettings, PatchDataModule):
                   "val_images": val_images}
         for key, value in counts.items():
             if value < 1:
-                raise ValueError(f"data.{key} must be positive, got {value}")
+                raise InputError(f"data.{key} must be positive, got {value}")
         if format not in FORMATS:
-            raise ValueError(f"data.format must be one of {FORMATS}, got {format!r}")
+            raise InputError(f"data.format must be one of {FORMATS}, got {format!r}")
         self.counts = {"train": int(train_patches), "val": int(val_patches), "test": int(test_patches)}
         self.val_images, self.format = int(val_images), format
         self.split_images: dict[str, list[str]] = {}
@@ -219,7 +220,7 @@ class BSDS300DataModule(CacheSettings, PatchDataModule):
     def build_splits(self) -> dict[str, PatchDataset]:
         """Patches from the BSDS300 folder or HDF5 file (see the class docstring for the errors raised)."""
         if self.root is None:
-            raise FileNotFoundError(f"data.root is not set; expected {layout(self.dim)}")
+            raise MissingFileError(f"data.root is not set; expected {layout(self.dim)}")
         kind, source = find_source(self.root, self.format, self.dim)
         if kind == "hdf5":
             arrays = read_bsds300_hdf5(source, self.dim)
@@ -228,7 +229,7 @@ class BSDS300DataModule(CacheSettings, PatchDataModule):
         train_paths = list_split_images(source, "train")
         test_paths = list_split_images(source, "test")
         if self.val_images >= len(train_paths):
-            raise ValueError(f"data.val_images={self.val_images} leaves no training image of the "
+            raise InputError(f"data.val_images={self.val_images} leaves no training image of the "
                              f"{len(train_paths)} in {source / 'images' / 'train'}")
         train_idx, val_idx = fixed_split(len(train_paths), (-1, self.val_images), self.split_seed)
         paths = {"train": [train_paths[i] for i in train_idx.tolist()],

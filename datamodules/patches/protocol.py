@@ -33,6 +33,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, default_collate
 
+from utils.errors import InputError
+
 #: Default patch side of the protocol (8x8 patches -> 63 dims).
 PATCH_SIZE = 8
 
@@ -41,10 +43,11 @@ def patch_dim(patch_size: int = PATCH_SIZE) -> int:
     """The dimension of a preprocessed patch: ``patch_size**2 - 1`` (63 for 8x8).
 
     Raises:
-        ValueError: if ``patch_size < 2`` (a 1x1 patch has no dimension left after dropping a pixel).
+        utils.errors.InputError: if ``patch_size < 2`` (a 1x1 patch has no dimension left after dropping a
+            pixel), naming ``data.patch_size``.
     """
     if int(patch_size) != patch_size or patch_size < 2:
-        raise ValueError(f"data.patch_size must be an integer >= 2, got {patch_size}")
+        raise InputError(f"data.patch_size must be an integer >= 2, got {patch_size}")
     return int(patch_size) ** 2 - 1
 
 
@@ -79,12 +82,13 @@ def patch_positions(height: int, width: int, count: int, rng: np.random.Generato
         ``0 <= left <= width - patch_size``.
 
     Raises:
-        ValueError: if the image is smaller than a patch (names it) or ``count < 0``.
+        utils.errors.InputError: if the image is smaller than a patch (names it and ``data.patch_size``).
+        ValueError: if ``count < 0``.
     """
     if count < 0:
         raise ValueError(f"{name}: the patch count must be >= 0, got {count}")
     if height < patch_size or width < patch_size:
-        raise ValueError(f"{name} is {height}x{width}, smaller than a {patch_size}x{patch_size} patch "
+        raise InputError(f"{name} is {height}x{width}, smaller than a {patch_size}x{patch_size} patch "
                          f"(data.patch_size)")
     top = rng.integers(0, height - patch_size + 1, size=count, dtype=np.int64)
     left = rng.integers(0, width - patch_size + 1, size=count, dtype=np.int64)
@@ -161,7 +165,7 @@ def extract_patches(image: np.ndarray, count: int, rng: np.random.Generator, pat
         float64 ``(count, P*P - 1)`` in ``(-1, 1)``, each row's full patch summing to 0.
 
     Raises:
-        ValueError: if the image is not uint8 grayscale/colour, or smaller than a patch; names it.
+        ValueError: if the image is not uint8 grayscale/colour; InputError if smaller than a patch; names it.
     """
     patch_dim(patch_size)
     gray = to_grayscale(image, name)
@@ -226,25 +230,25 @@ def check_patches(x: np.ndarray | torch.Tensor, source: str, dim: int | None) ->
         float64 numpy ``(N, dim)`` (``x`` itself, not a copy, when it already is a float64 numpy array).
 
     Raises:
-        ValueError: naming ``source`` and the expectation, if ``x`` is not 2-D, has ``!= dim`` columns,
-            no rows, is not numeric, or holds NaN or infinite values.
+        utils.errors.InputError: naming ``source`` and the expectation, if ``x`` is not 2-D, has ``!= dim``
+            columns, no rows, is not numeric, or holds NaN or infinite values.
     """
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
     x = np.asarray(x)
     expected = f"float (N, {'D' if dim is None else dim}) patches (D = patch_size**2 - 1)"
     if x.ndim != 2 or (dim is not None and x.shape[1] != dim):
-        raise ValueError(f"{source}: expected {expected}, got shape {tuple(x.shape)}")
+        raise InputError(f"{source}: expected {expected}, got shape {tuple(x.shape)}")
     if len(x) == 0:
-        raise ValueError(f"{source}: expected {expected}, got no rows (shape {tuple(x.shape)})")
+        raise InputError(f"{source}: expected {expected}, got no rows (shape {tuple(x.shape)})")
     if x.dtype.kind not in "fiu":
-        raise ValueError(f"{source}: expected {expected}, got dtype {x.dtype}")
+        raise InputError(f"{source}: expected {expected}, got dtype {x.dtype}")
     x = np.asarray(x, dtype=np.float64)
     finite = np.isfinite(x)
     if not finite.all():
         bad = np.argwhere(~finite)[0]
         n_nan, n_inf = int(np.isnan(x).sum()), int(np.isinf(x).sum())
-        raise ValueError(f"{source}: holds {n_nan} NaN and {n_inf} infinite values (first at row {bad[0]}, "
+        raise InputError(f"{source}: holds {n_nan} NaN and {n_inf} infinite values (first at row {bad[0]}, "
                          f"column {bad[1]}); expected finite {expected}")
     return x
 

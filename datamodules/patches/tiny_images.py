@@ -34,6 +34,7 @@ from datamodules.image_files import IMAGE_EXTENSIONS, decode_image
 from datamodules.images.image_folder import list_images
 from datamodules.patches.photo_patches import PatchDataModule
 from datamodules.patches.protocol import PatchDataset, patches_from_images
+from utils.errors import InputError, MissingFileError
 
 #: ``data.resample`` -> Pillow filter used to downsample images to ``patch_size``.
 RESAMPLE = {"box": Image.Resampling.BOX, "lanczos": Image.Resampling.LANCZOS}
@@ -49,10 +50,10 @@ def downsample(image: np.ndarray, patch_size: int, resample: str = "box") -> np.
         uint8 ``(patch_size, patch_size)``.
 
     Raises:
-        ValueError: on an unknown ``resample``.
+        InputError: on an unknown ``resample``.
     """
     if resample not in RESAMPLE:
-        raise ValueError(f"data.resample must be one of {list(RESAMPLE)}, got {resample!r}")
+        raise InputError(f"data.resample must be one of {list(RESAMPLE)}, got {resample!r}")
     h, w = image.shape
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
@@ -64,14 +65,14 @@ def split_size(value: float, n: int, key: str) -> int:
     """A split size from a count (int >= 1) or a fraction of ``n`` (float in ``(0, 1)``, rounded, >= 1).
 
     Raises:
-        ValueError: naming ``data.<key>`` on anything else.
+        InputError: naming ``data.<key>`` on anything else.
     """
     if isinstance(value, float) and not value.is_integer():
         if not 0 < value < 1:
-            raise ValueError(f"data.{key} must be a count >= 1 or a fraction in (0, 1), got {value}")
+            raise InputError(f"data.{key} must be a count >= 1 or a fraction in (0, 1), got {value}")
         return max(1, round(value * n))
     if int(value) < 1:
-        raise ValueError(f"data.{key} must be a count >= 1 or a fraction in (0, 1), got {value}")
+        raise InputError(f"data.{key} must be a count >= 1 or a fraction in (0, 1), got {value}")
     return int(value)
 
 
@@ -81,7 +82,7 @@ class Downsampled:
     workers).
 
     Raises:
-        ValueError: if the image cannot be decoded; names it.
+        InputError: if the image cannot be decoded; names it.
     """
 
     def __init__(self, paths: list[Path], patch_size: int, resample: str) -> None:
@@ -107,9 +108,9 @@ class TinyImagesDataModule(CacheSettings, PatchDataModule):
         **kwargs: :class:`~datamodules.patches.photo_patches.PatchDataModule` (``batch_size``, ``patch_size``, ...).
 
     Raises:
-        ValueError: (construction) on a bad ``resample``; (setup) when the folder holds no images (names
+        InputError: (construction) on a bad ``resample``; (setup) when the folder holds no images (names
             it), a file cannot be decoded (names the file), or the split sizes leave no training file.
-        FileNotFoundError: (setup) when ``root`` is not set or is not a folder.
+        MissingFileError: (setup) when ``root`` is not set or is not a folder.
     """
 
     def __init__(self, root: str | None = None, val_images: float = 0.05, test_images: float = 0.05,
@@ -118,7 +119,7 @@ class TinyImagesDataModule(CacheSettings, PatchDataModule):
         super().__init__(**kwargs)
         self.init_cache(cache, cache_dir, cache_workers)
         if resample not in RESAMPLE:
-            raise ValueError(f"data.resample must be one of {list(RESAMPLE)}, got {resample!r}")
+            raise InputError(f"data.resample must be one of {list(RESAMPLE)}, got {resample!r}")
         self.root = Path(root).expanduser() if root else None
         self.val_images, self.test_images, self.resample = val_images, test_images, resample
         self.split_files: dict[str, list[str]] = {}
@@ -127,15 +128,15 @@ class TinyImagesDataModule(CacheSettings, PatchDataModule):
         """The image files of ``root``, sorted.
 
         Raises:
-            FileNotFoundError: if ``root`` is unset or not a folder; ValueError if it holds no images.
+            MissingFileError: if ``root`` is unset or not a folder; ValueError if it holds no images.
         """
         if self.root is None:
-            raise FileNotFoundError(f"data.root is not set; TinyImagesDataModule expects {LAYOUT}")
+            raise MissingFileError(f"data.root is not set; TinyImagesDataModule expects {LAYOUT}")
         if not self.root.is_dir():
-            raise FileNotFoundError(f"data.root={self.root} is not a directory; expected {LAYOUT}")
+            raise MissingFileError(f"data.root={self.root} is not a directory; expected {LAYOUT}")
         paths = list_images(self.root)
         if not paths:
-            raise ValueError(f"no image files found in {self.root}; expected {LAYOUT}")
+            raise InputError(f"no image files found in {self.root}; expected {LAYOUT}")
         return paths
 
     def _patches(self, paths: list[Path], split: str) -> Iterator[tuple[str, np.ndarray]]:
@@ -156,7 +157,7 @@ class TinyImagesDataModule(CacheSettings, PatchDataModule):
         n_val = split_size(self.val_images, n, "val_images")
         n_test = split_size(self.test_images, n, "test_images")
         if n_val + n_test >= n:
-            raise ValueError(f"data.val_images={self.val_images} ({n_val}) + data.test_images={self.test_images} "
+            raise InputError(f"data.val_images={self.val_images} ({n_val}) + data.test_images={self.test_images} "
                              f"({n_test}) leave no training file of the {n} in {self.root}")
         parts = dict(zip(("train", "val", "test"), fixed_split(n, (-1, n_val, n_test), self.split_seed)))
         datasets = {}
