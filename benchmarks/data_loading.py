@@ -27,7 +27,7 @@ benchmarks/throughput.py. The machine line gives the load average: other process
 row, the 0-worker loaders most (the main process runs torch's intra-op threads, workers run one).
 
     python benchmarks/data_loading.py [--images 2000] [--root DIR] [--batches N] [--repeats 3]
-                                      [--workers 0 1 2] [--steps 8] [--quick]
+                                      [--workers 0 1 2] [--steps 8] [--quick] [--accelerator gpu]
 
 The JPEG folders are kept in ``--root`` (default ``<tmp>/genforge-data-loading``: ``celeba-2000/``,
 ``celeba-4000/``) so reruns skip writing them; the caches go to fresh temporary folders, removed at the end.
@@ -262,12 +262,14 @@ def run_probe(root: Path, cache_dir: Path, workers: int, batches: int | None) ->
     return json.loads(lines[-1])
 
 
-def dcgan_step_throughput(steps: int, out_dir: Path, warmup: int = DCGAN_WARMUP) -> float:
+def dcgan_step_throughput(steps: int, out_dir: Path, warmup: int = DCGAN_WARMUP,
+                          accelerator: str = "cpu") -> float:
     """Images/s of genforge's DCGAN training step (``model=dcgan data=celeba``: batch 128, 64x64 RGB, one
     discriminator and one generator step per batch) in Lightning's Trainer on this CPU, fed from memory
     (random images float32 ``(128, 3, 64, 64)`` in ``[-1, 1]``, labels int64 ``-1``): images of ``steps``
     batches after ``warmup`` / seconds, timed by a callback from the start of batch ``warmup`` to the end
-    of the last one."""
+    of the last one. ``accelerator="gpu"``: the step on the first CUDA GPU (the batches moved there by
+    Lightning), to compare the loaders with the GPU's step."""
     import pytorch_lightning as pl
     import torch
     from hydra.utils import instantiate
@@ -284,7 +286,7 @@ def dcgan_step_throughput(steps: int, out_dir: Path, warmup: int = DCGAN_WARMUP)
     labels = torch.full((n,), -1, dtype=torch.long)
     timer = batch_timer(warmup)
     # batches counted by the Trainer (the GAN's manual optimization advances global_step twice a batch)
-    trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=1, limit_train_batches=warmup + steps,
+    trainer = pl.Trainer(accelerator=accelerator, devices=1, max_epochs=1, limit_train_batches=warmup + steps,
                          logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, num_sanity_val_steps=0, callbacks=[timer],
                          default_root_dir=str(out_dir))
@@ -380,7 +382,7 @@ def measure(args, tmp: Path) -> dict:
                                                     args.repeats)
             del dm, _
 
-    out["dcgan"] = dcgan_step_throughput(args.steps, tmp / "dcgan")
+    out["dcgan"] = dcgan_step_throughput(args.steps, tmp / "dcgan", accelerator=args.accelerator)
 
     if cache_api:  # memory: a fresh process at n and at 2n images, the most workers asked for
         k = max(args.workers)
@@ -407,7 +409,8 @@ def report(args, r: dict) -> None:
                      ratio(r["reuse"], dcgan)])
         rows += [[f"cached loader, {workers_label(k)}", fmt(v), ratio(v, uncached.get(k)), ratio(v, dcgan)]
                  for k, v in cached.items()]
-    rows.append([f"DCGAN training step (batch {BATCH}, from memory)", fmt(dcgan), "—", "1.00x"])
+    rows.append([f"DCGAN training step (batch {BATCH}, from memory, {args.accelerator})", fmt(dcgan), "—",
+                 "1.00x"])
     timed = "a full epoch" if args.batches is None else f"{args.batches} batches"
     print()
     print(f"CelebA layout, {n} JPEGs 178x218 (train {n - 2 * (n // 10)}), batch {BATCH}, 64x64 RGB, crop "
@@ -468,6 +471,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2], help="DataLoader workers")
     parser.add_argument("--steps", type=int, default=8, help="timed DCGAN batches (after 2 warm-up)")
     parser.add_argument("--quick", action="store_true", help="400 images, 3 DCGAN steps: a smoke run")
+    parser.add_argument("--accelerator", choices=["cpu", "gpu"], default="cpu",
+                        help="where the DCGAN step runs (default cpu)")
     parser.add_argument("--probe", nargs=3, metavar=("ROOT", "CACHE_DIR", "WORKERS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")

@@ -5,7 +5,10 @@ Same networks (built from the same config), same data loader, batch size and opt
 alternation within one process, ``--rounds`` times each, on ``--batches`` batches after ``--warmup``;
 the table shows images/s and the ratio (target: genforge >= 0.95 x bare).
 
-    python benchmarks/throughput.py [--batches 40] [--rounds 3] [--batch-size 64]
+    python benchmarks/throughput.py [--batches 40] [--rounds 3] [--batch-size 64] [--accelerator gpu]
+
+``--accelerator gpu``: both loops on the first CUDA GPU (the bare loop moves its networks and batches there,
+genforge runs under ``trainer=gpu``); default ``cpu``.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ from pathlib import Path
 from _common import batch_timer, compose, markdown_table
 
 
-def bare_loop(cfg, batches: int, warmup: int) -> float:
-    """Images/s of a plain PyTorch DCGAN loop on genforge's networks and data."""
+def bare_loop(cfg, batches: int, warmup: int, device: str = "cpu") -> float:
+    """Images/s of a plain PyTorch DCGAN loop on genforge's networks and data, on ``device``."""
     import torch
     import torch.nn.functional as F
     from hydra.utils import instantiate
@@ -28,7 +31,7 @@ def bare_loop(cfg, batches: int, warmup: int) -> float:
     datamodule = instantiate(cfg.data)
     datamodule.setup()
     model = instantiate(cfg.model)
-    generator, discriminator = model.generator, model.discriminator
+    generator, discriminator = model.generator.to(device), model.discriminator.to(device)
     opt_g, opt_d = model.configure_optimizers()
     generator.train()
     discriminator.train()
@@ -43,7 +46,8 @@ def bare_loop(cfg, batches: int, warmup: int) -> float:
         except StopIteration:
             loader = iter(datamodule.train_dataloader())
             real, _ = next(loader)
-        z = torch.randn(real.shape[0], latent_dim)
+        real = real.to(device, non_blocking=True)
+        z = torch.randn(real.shape[0], latent_dim, device=device)
         fake = generator(z)
         d_real, d_fake = discriminator(real), discriminator(fake.detach())
         d_loss = F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real)) + \
@@ -86,19 +90,23 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--accelerator", choices=["cpu", "gpu"], default="cpu")
     args = parser.parse_args()
+    device = "cuda" if args.accelerator == "gpu" else "cpu"
     out = Path(tempfile.mkdtemp(prefix="genforge-throughput-"))
     # the default run's training loop: CSV logging, the rich progress bar and the divergence guard on;
     # validation, checkpoints and the per-epoch callbacks off (they are not part of a training step)
     off = ["model_checkpoint", "last_checkpoint", "model_summary", "samples", "interpolation", "evaluation",
            "parzen"]
-    overrides = ["model=dcgan", "data=mnist5k", "trainer=cpu", "logger=csv", f"data.batch_size={args.batch_size}",
+    overrides = ["model=dcgan", "data=mnist5k", f"trainer={args.accelerator}", "logger=csv",
+                 f"data.batch_size={args.batch_size}",
                  "trainer.max_epochs=1", f"trainer.limit_train_batches={args.batches + args.warmup}",
                  "trainer.limit_val_batches=0", "+trainer.enable_checkpointing=false",
                  *[f"callbacks.{name}=null" for name in off]]
     results = {"bare PyTorch": [], "genforge (Lightning)": []}
     for r in range(args.rounds):
-        results["bare PyTorch"].append(bare_loop(compose(overrides, out / f"bare{r}"), args.batches, args.warmup))
+        results["bare PyTorch"].append(bare_loop(compose(overrides, out / f"bare{r}"), args.batches, args.warmup,
+                                                 device))
         results["genforge (Lightning)"].append(
             genforge_loop(compose(overrides, out / f"gf{r}"), args.batches, args.warmup))
     bare = sorted(results["bare PyTorch"])[len(results["bare PyTorch"]) // 2]
@@ -106,7 +114,8 @@ def main() -> None:
     for name, values in results.items():
         median = sorted(values)[len(values) // 2]
         rows.append([name, f"{median:.1f}", " / ".join(f"{v:.1f}" for v in values), f"{median / bare:.3f}"])
-    print(f"DCGAN on mnist5k, batch {args.batch_size}, {args.batches} timed batches x {args.rounds} rounds")
+    print(f"DCGAN on mnist5k ({args.accelerator}), batch {args.batch_size}, {args.batches} timed batches x "
+          f"{args.rounds} rounds")
     print(markdown_table(["loop", "images/s (median)", "each round", "ratio to bare"], rows))
 
 
