@@ -233,7 +233,9 @@ def test_multirun_goes_on_after_a_failed_job(tmp_path):
                            f"hydra.sweep.dir={sweep}"], cwd=ROOT, capture_output=True, text=True, check=False)
     assert proc.returncode != 0 and "model.n_critic must be >= 1, got 0" in proc.stderr
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
-    assert [p.name for p in jobs] == ["0", "1", "2", "3"]  # a folder per job, the failed ones too
+    # a folder per job, the failed ones too, named by what varies
+    assert [p.name for p in jobs] == ["0_model=gan,model.n_critic=0", "1_model=gan,model.n_critic=1",
+                                      "2_model=lsgan,model.n_critic=0", "3_model=lsgan,model.n_critic=1"]
     ran = {}
     for job in jobs:
         overrides = (job / ".hydra" / "overrides.yaml").read_text()
@@ -241,6 +243,21 @@ def test_multirun_goes_on_after_a_failed_job(tmp_path):
         ran[model, "model.n_critic=1" in overrides] = (job / "samples" / "samples_epoch_000.png").is_file()
     # the jobs after each failure ran, each with its own model; the failed ones wrote no samples
     assert ran == {("gan", False): False, ("gan", True): True, ("lsgan", False): False, ("lsgan", True): True}
+    # the summary keeps a row per job: the failed ones with their error, the others with val/fid and its step
+    with open(sweep / "summary.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [(r["job"], r["status"]) for r in rows] == [("0", "failed"), ("1", "finished"), ("2", "failed"),
+                                                       ("3", "finished")]
+    assert all(r["error"] == "model.n_critic must be >= 1, got 0" for r in rows if r["status"] == "failed")
+    for row in rows:
+        assert row["metric"] == "val/fid" and float(row["wall_s"]) > 0
+        assert row["overrides"].startswith("model=")
+        if row["status"] == "finished":
+            assert 0 < float(row["best"]) < float("inf") and int(row["step"]) >= 1
+    table = (sweep / "summary.md").read_text()
+    assert "Every job: `debug=fdr logger=csv callbacks.evaluation.feature_epochs=1`" in table
+    assert table.count("| failed: model.n_critic must be >= 1, got 0 |") == 2
+    assert "Sweep summary (4 jobs)" in proc.stdout
 
 
 def test_optuna_sweep_returns_the_optimized_metric(tmp_path):
@@ -252,4 +269,6 @@ def test_optuna_sweep_returns_the_optimized_metric(tmp_path):
              "callbacks.evaluation.feature_epochs=1", "callbacks.parzen=null", f"hydra.sweep.dir={sweep}"])
     result = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     assert result["name"] == "optuna" and result["best_value"] > 0  # a finite val/fid
-    assert set(result["best_params"]) == {"model.optimizer_g.lr", "model.optimizer_d.lr", "model.n_critic"}
+    assert set(result["best_params"]) == {"model.optimizer_g.lr", "model.optimizer_d.lr", "model.n_critic",
+                                          "model.latent_dim", "model.generator.base_width",
+                                          "model.discriminator.base_width"}  # dcgan's space
