@@ -272,3 +272,16 @@ def test_optuna_sweep_returns_the_optimized_metric(tmp_path):
     assert set(result["best_params"]) == {"model.optimizer_g.lr", "model.optimizer_d.lr", "model.n_critic",
                                           "model.latent_dim", "model.generator.base_width",
                                           "model.discriminator.base_width"}  # dcgan's space
+
+
+@pytest.mark.slow
+def test_simultaneous_gan_update_under_ddp(tmp_path):
+    """model=gan (simultaneous update: both gradients from one forward) trains under DDP: 2 processes x 3
+    batches, each a discriminator and a generator step; two backward passes through both networks used to
+    stop DDP's reducer ("Expected to have finished reduction in the prior iteration")."""
+    out = tmp_path / "ddp"
+    run_cli(["train.py", "model=gan", "trainer=ddp_sim", "debug=limit", "logger=csv", "trainer.max_epochs=1",
+             "trainer.limit_train_batches=3", "callbacks.parzen=null", "callbacks.evaluation.feature_epochs=1",
+             f"hydra.run.dir={out}"])
+    checkpoint = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    assert checkpoint["global_step"] == 6

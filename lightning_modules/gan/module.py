@@ -240,14 +240,21 @@ class AdversarialModule(TwoPlayerModule):
     def _simultaneous_step(self, opt_g, opt_d, real: Tensor, fake: Tensor, labels):
         """Both networks' gradients from one forward pass at the same parameters (the same dropout masks),
         then both steps: the update of goodfeli/adversarial (``AdversaryCost2.get_gradients``, one SGD
-        step on both costs). Returns the generator's loss and logs."""
-        fake_out = self.discriminate(fake, labels)
+        step on both costs). Returns the generator's loss and logs.
+
+        The generator's gradient goes through the images: ``dg_loss/dfake`` first (``autograd.grad``, no
+        parameter touched), then one backward of ``<fake, dg_loss/dfake>`` through the generator alone -- the
+        same gradient by the chain rule, and two backward passes that each reach one network's parameters,
+        as DDP's reducer needs (two backward passes through both networks stop it)."""
+        fake_in = fake.detach().requires_grad_(True)
+        fake_out = self.discriminate(fake_in, labels)
         d_loss, d_logs = self.objective.discriminator_loss(self.discriminate(real, labels), fake_out)
         g_loss, g_logs = self.objective.generator_loss(fake_out)
         opt_d.zero_grad(set_to_none=True)
         opt_g.zero_grad(set_to_none=True)
-        self.manual_backward(d_loss, inputs=list(self.discriminator.parameters()), retain_graph=True)
-        self.manual_backward(g_loss, inputs=list(self.generator.parameters()))
+        (grad_fake,) = torch.autograd.grad(g_loss, fake_in, retain_graph=True)
+        self.manual_backward(d_loss, inputs=list(self.discriminator.parameters()))
+        self.manual_backward((fake * grad_fake.to(fake.dtype)).sum())
         self.step(opt_d, self.discriminator)
         self.step(opt_g, self.generator)
         self.log_discriminator(d_loss, d_logs)
