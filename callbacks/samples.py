@@ -95,14 +95,30 @@ class SampleGrid(EpochImageCallback):
 
     Conditional models get one column per class. Needs the module's ``fixed_z``, ``fixed_labels`` and
     ``generate(z, labels)`` (see :class:`lightning_modules.gan.module.AdversarialModule`).
+
+    Args:
+        dirpath, every_n_epochs: see :class:`EpochImageCallback`.
+        max_images: draw only the first ``max_images`` fixed samples (``None``: all of them); a cap for
+            sequential samplers (a PixelCNN draws one sub-pixel per network pass) in smoke tests.
+
+    Raises:
+        ValueError: ``max_images < 1`` (names ``callbacks.samples.max_images``).
     """
 
     key = "samples/fixed_noise"
     prefix = "samples"
 
+    def __init__(self, dirpath: str, every_n_epochs: int = 1, max_images: int | None = None) -> None:
+        super().__init__(dirpath, every_n_epochs)
+        if max_images is not None and max_images < 1:
+            raise ValueError(f"callbacks.samples.max_images must be at least 1 (or null), got {max_images}")
+        self.max_images = max_images
+
     def render(self, pl_module: LightningModule) -> torch.Tensor:
-        images = pl_module.generate(pl_module.fixed_z, pl_module.fixed_labels)
-        nrow = pl_module.hparams.num_classes if pl_module.hparams.get("conditional") else None
+        """The uint8 grid ``(C, H', W')`` of ``generate(fixed_z, fixed_labels)``, at most ``max_images``."""
+        count = len(pl_module.fixed_z) if self.max_images is None else min(self.max_images, len(pl_module.fixed_z))
+        images = pl_module.generate(pl_module.fixed_z[:count], pl_module.fixed_labels[:count])
+        nrow = min(pl_module.hparams.num_classes, count) if pl_module.hparams.get("conditional") else None
         return make_grid(images, nrow=nrow)
 
 

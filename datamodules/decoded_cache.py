@@ -222,6 +222,53 @@ def fill_in_parallel(out_path: Path, n: int, decode: Callable[[int], np.ndarray]
                     progress.advance(task, future.result())
 
 
+def duration_text(seconds: float) -> str:
+    """``"about 40 s"``, ``"about 3 min"``, ``"about 1.5 h"``: a rough duration for a log line."""
+    if seconds < 90:
+        return f"about {max(1, round(seconds))} s"
+    if seconds < 5400:
+        return f"about {round(seconds / 60)} min"
+    return f"about {seconds / 3600:.1f} h"
+
+
+def prepare_command() -> str:
+    """The command that builds this run's caches ahead: ``python -m datamodules.prepare data=<the run's data
+    choice> <its data.* overrides>`` when Hydra runs this process, else a template."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        if HydraConfig.initialized():
+            config = HydraConfig.get()
+            data = config.runtime.choices.get("data")
+            overrides = [o for o in config.overrides.task if o.split("=", 1)[0].lstrip("+~").startswith("data.")]
+            if data:
+                return " ".join(["python -m datamodules.prepare", f"data={data}", *overrides])
+    except (ImportError, ValueError):
+        pass
+    return "python -m datamodules.prepare data=<name> <the run's data.* overrides>"
+
+
+def build_announcement(path: Path, shape: Sequence[int], decode: Callable[[int], np.ndarray], workers: int,
+                       probe: int = 4) -> str:
+    """The one line logged before a cache is built: what (file, images, MB), roughly how long (``decode``
+    timed on the first ``probe`` rows, scaled to all of them and divided among ``workers`` processes), that it
+    happens once per data settings, and the command that builds it ahead (:func:`prepare_command`).
+
+    Raises:
+        whatever ``decode`` raises on one of the first rows (the build would raise it too).
+    """
+    n = int(shape[0])
+    probe = max(1, min(probe, n))
+    start = time.perf_counter()
+    for i in range(probe):
+        decode(i)
+    seconds = (time.perf_counter() - start) / probe * n / max(1, workers)
+    megabytes = float(np.prod([int(s) for s in shape], dtype=np.float64)) / 1e6
+    return (f"decoded-image cache: building {path} once for these data settings ({n} images, {megabytes:.1f} MB, "
+            f"{duration_text(seconds)} with {max(1, workers)} process(es)); later runs reuse it. "
+            f"To build it ahead: {prepare_command()}")
+
+
 def cached_array(cache_dir: str | os.PathLike, name: str, description: Mapping, shape: Sequence[int],
                  decode: Callable[[int], np.ndarray], workers: int | None = None,
                  what: str | None = None) -> np.memmap:
@@ -267,6 +314,7 @@ def cached_array(cache_dir: str | os.PathLike, name: str, description: Mapping, 
             workers = 0
         start = time.perf_counter()
         try:
+            log.info(build_announcement(path, shape, decode, workers))
             with atomic_path(path) as tmp:
                 np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape).flush()
                 fill_in_parallel(tmp, shape[0], decode, workers, what or f"decoding {shape[0]} images")

@@ -42,7 +42,8 @@ def test_lsgan_pearson_and_conditional_wgan_on_digits(tmp_path):
 def test_samples_grid_shows_one_class_per_column(tmp_path):
     from PIL import Image
 
-    run_train(["model=cgan", "data=digits", *FDR, "callbacks.interpolation=null"], tmp_path)
+    run_train(["model=cgan", "data=digits", *FDR, "callbacks.interpolation=null", "callbacks.samples.max_images=null"],
+              tmp_path)
     grid = Image.open(tmp_path / "samples" / "samples_epoch_000.png")
     # 100 fixed samples of 8x8, 10 per row (one column per class), padding 2
     assert grid.size == (10 * 10 + 2, 10 * 10 + 2)
