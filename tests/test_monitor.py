@@ -32,9 +32,16 @@ def _evaluation():
     return FeatureDistanceEvaluation(cache_dir="unused")
 
 
+class _Ranker:
+    """What ranks by the metric: a checkpoint callback's ``monitor``."""
+
+    def __init__(self, monitor="val/fid"):
+        self.monitor = monitor
+
+
 def test_a_removed_callback_is_named_with_what_to_type_instead():
     with pytest.raises(InputError) as info:
-        check_monitored_metric("val/fid", [ParzenEvaluation()], _Sampler())
+        check_monitored_metric("val/fid", [ParzenEvaluation(), _Ranker()], _Sampler())
     message = str(info.value)
     assert "\n" not in message
     assert message.startswith("optimized_metric=val/fid is never logged")
@@ -44,7 +51,7 @@ def test_a_removed_callback_is_named_with_what_to_type_instead():
 
 def test_a_present_callback_that_does_not_apply_is_named():
     with pytest.raises(InputError, match="FeatureDistanceEvaluation does not apply to _Colorizer") as info:
-        check_monitored_metric("val/fid", [_evaluation()], _Colorizer())
+        check_monitored_metric("val/fid", [_evaluation(), _Ranker()], _Colorizer())
     assert "optimized_metric=<one of val/l1>" in str(info.value)  # the module's own val/ metric
 
 
@@ -55,7 +62,24 @@ def test_a_present_callback_that_does_not_apply_is_named():
     (None, "", _Sampler()),                       # nothing monitored
 ])
 def test_logged_or_undeclared_metrics_pass(metric, callbacks, module):
-    check_monitored_metric(metric, [_evaluation()] if callbacks else [], module)
+    check_monitored_metric(metric, [_Ranker(metric), *([_evaluation()] if callbacks else [])], module)
+
+
+def test_nothing_ranking_by_the_metric_outside_a_sweep_is_not_checked():
+    """callbacks=none: no checkpoint or progress bar ranks by val/fid and no sweeper waits for it."""
+    check_monitored_metric("val/fid", [ParzenEvaluation()], _Sampler())
+    with pytest.raises(InputError):
+        check_monitored_metric("val/fid", [ParzenEvaluation(), _Ranker()], _Sampler())
+
+
+@pytest.mark.slow
+def test_callbacks_none_under_fdr_runs(tmp_path):
+    """debug=fdr's callback settings without their callbacks (callbacks=none) are skipped, in one log line."""
+    proc = cli(["train.py", "callbacks=none", "debug=fdr", "logger=csv", f"hydra.run.dir={tmp_path}"], cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = (tmp_path / "train.log").read_text()
+    assert "callbacks.evaluation, callbacks.parzen" in log and "settings without a _target_" in log
+    assert not (tmp_path / "samples").exists()
 
 
 def test_declarations():

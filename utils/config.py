@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import netrc
 import os
 from collections.abc import Sequence
@@ -9,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger("genforge")
 
 _REGISTERED = False
 
@@ -54,10 +57,12 @@ def register_resolvers() -> None:
 def instantiate_group(cfg: DictConfig | None, group: str) -> list[Any]:
     """Instantiate every ``_target_`` entry of a dict-of-configs group (``callbacks``, ``logger``).
 
-    Entries set to ``null`` are skipped, so ``callbacks.parzen=null`` removes one callback.
+    Entries set to ``null`` are skipped, so ``callbacks.parzen=null`` removes one callback. An entry of
+    settings without a ``_target_`` (``debug=fdr`` caps ``callbacks.parzen.num_samples``, which
+    ``callbacks=none`` does not have) is skipped too, named in one log line.
 
     Raises:
-        TypeError: if the group or one of its entries is not a config with a ``_target_``.
+        TypeError: if the group is not a mapping, or one of its entries is neither a config nor ``null``.
     """
     from hydra.utils import instantiate
 
@@ -65,13 +70,18 @@ def instantiate_group(cfg: DictConfig | None, group: str) -> list[Any]:
         return []
     if not isinstance(cfg, DictConfig):
         raise TypeError(f"config group '{group}' must be a mapping of name -> config, got {type(cfg).__name__}")
-    objects = []
+    objects, settings_only = [], []
     for name, entry in cfg.items():
         if entry is None:
             continue
-        if not isinstance(entry, DictConfig) or "_target_" not in entry:
+        if not isinstance(entry, DictConfig):
             raise TypeError(f"{group}.{name} must be a config with a _target_, got {entry!r}")
+        if "_target_" not in entry:
+            settings_only.append(f"{group}.{name}")
+            continue
         objects.append(instantiate(entry))
+    if settings_only:
+        log.info(f"{', '.join(settings_only)}: settings without a _target_ (not in this {group}= choice), skipped")
     return objects
 
 

@@ -50,7 +50,7 @@ def report_input_errors(main: F) -> F:
                 raise
             message = " ".join(str(error).split())
             _report(message)
-            if _multirun():
+            if in_multirun():
                 raise
             raise SystemExit(1) from None
 
@@ -81,7 +81,7 @@ def _report(message: str) -> None:
             handler.handle(record)
 
 
-def _multirun() -> bool:
+def in_multirun() -> bool:
     """True inside a Hydra ``--multirun`` job."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from utils.errors import InputError
+from utils.errors import InputError, in_multirun
 
 #: the callback configs whose classes say who logs a metric
 CALLBACK_CONFIGS = Path(os.environ.get("GENFORGE_ROOT", Path(__file__).resolve().parents[1])) / "conf" / \
@@ -76,6 +76,9 @@ def check_monitored_metric(metric: str | None, callbacks: Iterable, module) -> N
         callbacks: the run's instantiated callbacks.
         module: the run's LightningModule.
 
+    Nothing is checked when no callback of this run ranks by ``metric`` (its ``monitor``: the checkpoints, the
+    progress bar) outside a multirun, e.g. under ``callbacks=none``.
+
     Raises:
         InputError: ``metric`` is declared by a callback config of conf/callbacks/ (named in the message)
             but by no callback of this run that applies to ``module``, nor by ``module``; the message says
@@ -84,6 +87,8 @@ def check_monitored_metric(metric: str | None, callbacks: Iterable, module) -> N
     if not metric:
         return
     callbacks = list(callbacks)
+    if not any(getattr(cb, "monitor", None) == metric for cb in callbacks) and not in_multirun():
+        return  # nothing ranks by it (callbacks=none) and no sweeper waits for it
     if metric in declared_metrics(module):
         return
     present = [cb for cb in callbacks if metric in declared_metrics(cb)]
