@@ -17,6 +17,7 @@ from lightning_modules.dcign.invariance import clamp_inactive
 from lightning_modules.dcign.module import default_latent_groups
 from lightning_modules.dcign.networks import DCIGNDecoder, DCIGNEncoder, pooled_sizes
 from tests.hydra_helpers import presets, run_train
+from utils.errors import InputError
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -312,7 +313,7 @@ def test_faces3d_trains_on_new_batches_every_epoch_and_evaluates_on_fixed_ones()
     # switched off: the same 12 batches every epoch, reshuffled
     fixed = _faces3d(redraw_train_batches=False).train_dataloader()
     assert not isinstance(fixed.sampler, RedrawSampler) and _contents(fixed) == first == _contents(fixed)
-    with pytest.raises(TypeError, match="data.redraw_train_batches must be true or false, got 'yes'"):
+    with pytest.raises(InputError, match="data.redraw_train_batches must be true or false, got 'yes'"):
         _faces3d(redraw_train_batches="yes")
 
 

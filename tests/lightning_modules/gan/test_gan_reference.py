@@ -250,7 +250,7 @@ def test_a_first_run_trains_as_a_later_one_that_loads_the_feature_network(tmp_pa
                    f"paths.cache_dir={tmp_path / 'cache'}", *FAST], tmp_path / run)
         with open(tmp_path / run / "csv" / "metrics.csv") as f:
             first_losses.append(next(float(r["train/d_loss"]) for r in csv.DictReader(f) if r.get("train/d_loss")))
-    assert len(list((tmp_path / "cache" / "features").glob("*.pt"))) == 1
+    assert len(list((tmp_path / "cache" / "features").glob("feature_net-*.pt"))) == 1  # trained once
     assert first_losses[0] == first_losses[1]
 
 
