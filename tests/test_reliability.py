@@ -59,6 +59,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) ->
 # ------------------------------------------------------------------------------------------ bad input
 
 
+@pytest.mark.slow
 def test_unreadable_checkpoints_and_another_models_checkpoint_are_one_line_errors(dcgan_run, tmp_path):
     last = dcgan_run / "checkpoints" / "last.ckpt"
     checkpoint = torch.load(last, weights_only=True, map_location="cpu")
@@ -96,6 +97,7 @@ def test_wrong_value_types_name_the_key(tmp_path):
         run_train(["model=dcgan", *QUICK, "trainer.max_epochs=abc"], tmp_path)
 
 
+@pytest.mark.slow
 def test_run_accepts_a_config_composed_with_the_hydra_node(tmp_path):
     """The Lightning+Hydra template's test pattern: compose(return_hydra_config=True), set HydraConfig, run."""
     from hydra import compose, initialize_config_dir
@@ -159,6 +161,7 @@ def test_allowlist_refuses_what_is_not_a_class_of_an_allowed_module():
     assert check_targets(OmegaConf.create({"a": [{"_target_": "torch.nn.Tanh"}]}), "x.yaml") == 1
 
 
+@pytest.mark.slow
 def test_a_crafted_run_folder_cannot_run_code(dcgan_run, tmp_path):
     from utils.checkpoints import load_run
 
@@ -181,6 +184,7 @@ def test_a_crafted_run_folder_cannot_run_code(dcgan_run, tmp_path):
     assert marker.exists()
 
 
+@pytest.mark.slow
 def test_a_run_saved_before_the_family_move_loads_and_resumes(dcgan_run, tmp_path, caplog):
     """Run folders and checkpoints name classes by module; those saved before issue 22's move (e.g.
     ``lightning_modules.adversarial``) are renamed on load (utils/moved.py), and so is a config of one's own."""
@@ -263,6 +267,7 @@ def test_kill_during_atomic_saves_leaves_the_previous_file_loadable(tmp_path):
     assert sorted(p.name for p in target.parent.iterdir()) == ["last.ckpt"]
 
 
+@pytest.mark.slow
 def test_train_killed_at_any_moment_resumes(tmp_path):
     run = tmp_path / "run"
     args = ["train.py", "model=dcgan", *QUICK, "trainer.max_epochs=100", "test=false", f"hydra.run.dir={run}"]
@@ -320,6 +325,7 @@ class Sabotage:
                     p.fill_(float("nan"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["explode", "nan"])
 def test_divergence_stops_and_keeps_the_last_good_checkpoint(how, tmp_path, caplog, monkeypatch):
     import pytorch_lightning as pl

@@ -16,6 +16,7 @@ PRESETS = presets("gan")  # every GAN-family preset in conf/model/
 FDR = ["debug=fdr", "logger=csv", "callbacks.evaluation.feature_epochs=1"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_fast_dev_run(preset, tmp_path):
     metrics = run_train([f"model={preset}", *FDR], tmp_path)
@@ -31,6 +32,7 @@ def test_every_preset_fast_dev_run(preset, tmp_path):
     assert grids == ["interpolation_epoch_000.png", "samples_epoch_000.png"]
 
 
+@pytest.mark.slow
 def test_lsgan_pearson_and_conditional_wgan_on_digits(tmp_path):
     metrics = run_train(["model=lsgan", "model/objective=lsgan_pearson", "model.gradient_clip_val=0.5", *FDR],
                         tmp_path / "a")
@@ -64,6 +66,7 @@ def _epochs_in_csv(run_dir: Path) -> list[int]:
         return sorted({int(row["epoch"]) for row in csv.DictReader(f) if row.get("val/fid")})
 
 
+@pytest.mark.slow
 def test_resume_from_last_checkpoint_goes_on_at_the_right_epoch(tmp_path):
     common = ["model=dcgan", "debug=limit", "logger=csv", "callbacks.evaluation.feature_epochs=1",
               "callbacks.parzen=null", "test=false"]
@@ -86,6 +89,7 @@ def test_resume_from_last_checkpoint_goes_on_at_the_right_epoch(tmp_path):
     assert resumed["optimizer_states"][0]["state"][0]["step"].item() == 20
 
 
+@pytest.mark.slow
 def test_wandb_offline_and_csv_by_default(tmp_path):
     run_train(["model=dcgan", "debug=limit", "trainer.max_epochs=1", "callbacks.parzen=null",
                "callbacks.evaluation.feature_epochs=1"], tmp_path)
@@ -116,6 +120,7 @@ def _checkout_state() -> str:
                           text=True, check=True).stdout
 
 
+@pytest.mark.slow
 def test_train_cli_ddp_sim(tmp_path):
     """DDP on the CPU from another working directory, with W&B: every rank's files go under the run folder
     (the sample images reach its W&B run), nothing into the working directory or the checkout."""
@@ -182,6 +187,7 @@ def test_trainer_flags_need_no_plus_and_default_to_lightnings(tmp_path):
     assert trainer.num_sanity_val_steps == 2 and trainer.check_val_every_n_epoch == 1
 
 
+@pytest.mark.slow
 def test_wgan_on_a_folder_in_celeba_layout(tmp_path):
     root = tmp_path / "celeba"
     write_celeba_faces(root)
@@ -222,6 +228,7 @@ def test_evaluate_without_run_config_is_a_clear_error(tmp_path):
         find_run_config(tmp_path / "missing.ckpt", None)
 
 
+@pytest.mark.slow
 def test_multirun_goes_on_after_a_failed_job(tmp_path):
     import subprocess
     import sys
@@ -261,6 +268,7 @@ def test_multirun_goes_on_after_a_failed_job(tmp_path):
     assert "Sweep summary (4 jobs)" in proc.stdout
 
 
+@pytest.mark.slow
 def test_optuna_sweep_returns_the_optimized_metric(tmp_path):
     import yaml
 

@@ -163,6 +163,7 @@ CelebADataModule(root={faces!r}, image_size=32, crop_size=140, cache_dir={cache!
 """
 
 
+@pytest.mark.slow
 def test_a_build_killed_midway_leaves_no_cache_and_the_next_build_completes(faces, tmp_path):
     cache = tmp_path / "cache"
     proc = subprocess.Popen([sys.executable, "-c", SLOW_BUILD.format(root=str(ROOT), faces=str(faces),

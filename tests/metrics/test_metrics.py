@@ -193,6 +193,7 @@ class _Counter:
         monkeypatch.setattr(fn, "train_feature_net", counted)
 
 
+@pytest.mark.slow
 def test_feature_net_trains_on_mnist5k_and_is_cached(mnist, mnist_net, monkeypatch):
     net, cache = mnist_net
     acc = net.metrics["val_accuracy"]
@@ -325,6 +326,7 @@ def test_inception_feature_without_torch_fidelity_says_how_to_install():
         resolve_feature("inception:/some/weights.pth")
 
 
+@pytest.mark.slow
 def test_feature_net_cli(tmp_path):
     """``python -m metrics.feature_net data=digits``: trains into ${paths.cache_dir}/features (by default
     $XDG_CACHE_HOME/genforge/features; where the

@@ -12,6 +12,7 @@ PRESETS = presets("colorization")  # every colorizer preset in conf/model/
 FDR = ["data=photos", "debug=fdr", "logger=csv"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_colorizer_preset_fast_dev_run(preset, tmp_path):
     metrics = run_train([f"model={preset}", *FDR], tmp_path)
@@ -61,6 +62,7 @@ def test_colorize_rgb_uses_only_lightness(tmp_path):
     assert model.colorize_rgb(gray).shape == (2, 3, 32, 32)
 
 
+@pytest.mark.slow
 def test_colorize_command_on_a_true_grayscale_photo(tmp_path):
     from PIL import Image
     from skimage.data import camera

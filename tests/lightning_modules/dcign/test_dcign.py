@@ -451,6 +451,7 @@ def test_bad_model_config_is_a_clear_error(override, message, tmp_path):
         run_train(["model=dcign", *FACES, "debug=fdr", "logger=csv", override], tmp_path)
 
 
+@pytest.mark.slow
 def test_checkpoint_loads_weights_only_resumes_and_evaluates(tmp_path):
     import json
 
@@ -474,6 +475,7 @@ def test_checkpoint_loads_weights_only_resumes_and_evaluates(tmp_path):
     assert (out / "plots" / "scatter_light.png").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["chairs", "factor_folder"])
 def test_dcign_fast_dev_run_on_the_readers(dataset, tmp_path):
     from tests.fixtures_data import write_chairs, write_factor_folder

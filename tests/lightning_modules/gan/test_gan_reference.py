@@ -70,6 +70,7 @@ def test_critic_iteration_schedule_of_the_wgan_reference_code():
         critic_iterations(0, 0)
 
 
+@pytest.mark.slow
 def test_critic_bursts_in_a_run_and_the_count_of_generator_iterations(tmp_path):
     # bursts of 3 critic steps for the first 2 generator iterations, then 2: 10 batches give generator
     # steps after batches 3, 6, 8, 10
@@ -89,6 +90,7 @@ def test_critic_bursts_in_a_run_and_the_count_of_generator_iterations(tmp_path):
     assert sum(1 for r in rows if r.get("train/d_loss")) == 10
 
 
+@pytest.mark.slow
 def test_the_budget_stops_mid_epoch_with_a_last_validation(tmp_path):
     run_train(["model=dcgan", "debug=limit", "trainer.max_epochs=-1", "model.max_generator_steps=7", *FAST], tmp_path)
     checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
@@ -161,6 +163,7 @@ def test_discriminator_cost_is_the_mean_of_real_and_fake():
         GANObjective(discriminator_scale=0.0)
 
 
+@pytest.mark.slow
 def test_the_gan_preset_schedules_its_optimizers_per_update_and_per_epoch(tmp_path):
     run_train(["model=gan", "debug=limit", "trainer.max_epochs=2", *FAST], tmp_path)
     checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
@@ -193,6 +196,7 @@ def test_ema_of_the_generator_weights(tmp_path):
         instantiate(compose_train(["model=dcgan", "model.ema_decay=1.0"], tmp_path).model)
 
 
+@pytest.mark.slow
 def test_ema_run_reports_fid_with_and_without(tmp_path):
     # 5 batches: the average has moved away from the generator after its first update (a copy)
     metrics = run_train(["model=dcgan", "debug=limit", "trainer.max_epochs=1", "logger=csv",
@@ -204,6 +208,7 @@ def test_ema_run_reports_fid_with_and_without(tmp_path):
     assert metrics["test/fid"] != metrics["test/fid_no_ema"]
 
 
+@pytest.mark.slow
 def test_evaluate_gives_the_test_numbers_of_train(tmp_path):
     run = tmp_path / "run"
     run_cli(["train.py", "model=dcgan", "debug=limit", "trainer.max_epochs=2", "logger=csv",
@@ -241,6 +246,7 @@ def test_wgan_critic_clips_every_parameter_and_has_no_batch_norm_on_its_first_la
     assert critic(model.generator(model.fixed_z[:2])).shape == (2,)
 
 
+@pytest.mark.slow
 def test_a_first_run_trains_as_a_later_one_that_loads_the_feature_network(tmp_path):
     # the first run trains FID's feature network, the second loads it from the cache (building a module
     # draws its initial weights): neither may move the run's random state

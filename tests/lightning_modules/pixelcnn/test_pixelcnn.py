@@ -74,6 +74,7 @@ def test_bad_options_are_named():
 
 @pytest.mark.parametrize("preset", [p for p in presets("pixelcnn") if p != "pixelcnn_autoencoder"])  # the
 # auto-encoder: test_autoencoder_conditions_on_the_code_of_the_image_and_samples_from_validation_codes
+@pytest.mark.slow
 def test_presets_fast_dev_run_on_binarized_mnist(preset, tmp_path):
     metrics = run_train([f"model={preset}", "data=mnist5k", "debug=fdr", *TINY], tmp_path)
     # an untrained model is near 1 bit per binary pixel; after one step still finite and positive
@@ -151,6 +152,7 @@ def test_presets_condition_on_the_class_when_the_data_has_labels(overrides, cond
     assert compose_train(overrides, tmp_path).model.conditional is conditional
 
 
+@pytest.mark.slow
 def test_colour_256_levels_on_a_cifar10_folder(tmp_path):
     from tests.fixtures_data import write_cifar10
 
