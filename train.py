@@ -22,7 +22,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from utils.config import metric_value, register_resolvers
-from utils.errors import report_input_errors
+from utils.errors import first_line, report_input_errors
 from utils.quiet import silence_known_noise
 
 register_resolvers()
@@ -212,7 +212,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
         interruption.record(status)
         raise SystemExit(status.exit_code) from None
     except BaseException as error:
-        status.error = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        status.error = first_line(error)
         raise
     finally:
         if trainer is not None:

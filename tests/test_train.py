@@ -251,6 +251,10 @@ def test_multirun_goes_on_after_a_failed_job(tmp_path):
         ran[model, "model.n_critic=1" in overrides] = (job / "samples" / "samples_epoch_000.png").is_file()
     # the jobs after each failure ran, each with its own model; the failed ones wrote no samples
     assert ran == {("gan", False): False, ("gan", True): True, ("lsgan", False): False, ("lsgan", True): True}
+    # a failed run's status.json names the error itself, not Hydra's wrapper around it
+    import json
+
+    assert json.loads((jobs[0] / "status.json").read_text())["error"] == "model.n_critic must be >= 1, got 0"
     # the summary keeps a row per job: the failed ones with their error, the others with val/fid and its step
     with open(sweep / "summary.csv", newline="") as file:
         rows = list(csv.DictReader(file))

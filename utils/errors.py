@@ -57,6 +57,17 @@ def report_input_errors(main: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def first_line(error: BaseException) -> str:
+    """The first non-empty line of ``error``'s message (its type's name when it has none), what a run's
+    ``status.json`` and a sweep's summary report; for Hydra's ``InstantiationException`` ("Error in call to
+    target '...':"), that of the error it wraps (its ``__cause__``: ``model.n_critic must be >= 1, got 0``)."""
+    from hydra.errors import InstantiationException
+
+    while isinstance(error, InstantiationException) and error.__cause__ is not None:
+        error = error.__cause__
+    return (str(error).strip().splitlines() or [type(error).__name__])[0].strip()
+
+
 def input_error_in(error: BaseException) -> InputError | None:
     """The :class:`InputError` behind ``error``: itself, or the first one in its ``__cause__`` chain (Hydra's
     ``instantiate`` raises ``InstantiationException(...) from`` what a constructor raised), as one whose

@@ -34,6 +34,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from utils.errors import first_line
 from utils.job_dirname import fixed_keys, register_resolver
 
 log = logging.getLogger("genforge")
@@ -71,17 +72,6 @@ class JobRow:
     status: str = "unknown"
     error: str = ""
     wall_s: float | None = None
-
-
-def first_line(error: BaseException) -> str:
-    """The first non-empty line of ``error``'s message (its type's name when it has none); for Hydra's
-    ``InstantiationException`` ("Error in call to target '...':"), that of the error it wraps (its
-    ``__cause__``: ``model.n_critic must be >= 1, got 0``)."""
-    from hydra.errors import InstantiationException
-
-    while isinstance(error, InstantiationException) and error.__cause__ is not None:
-        error = error.__cause__
-    return (str(error).strip().splitlines() or [type(error).__name__])[0].strip()
 
 
 def _read_json(path: Path) -> dict:
