@@ -18,6 +18,8 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from utils.job_dirname import override_argument
+
 log = logging.getLogger("genforge")
 
 #: how each signal ends a run: the run status the loggers are closed with
@@ -195,7 +197,8 @@ class Interruption(Callback):
             self.requeued = self._requeue()
         if trainer.is_global_zero:
             what = "requeued the Slurm job, which resumes from it" if self.requeued else (
-                f"resume with the same command plus hydra.run.dir={trainer.default_root_dir} ckpt_path=last"
+                f"resume with the same command plus {override_argument('hydra.run.dir', str(trainer.default_root_dir))} "
+                "ckpt_path=last"
                 if saved else
                 "nothing to save (not fitting)")
             log.error(f"{self.received.name}: stopped at {self._where(trainer, pl_module)}{saved}; {what}")

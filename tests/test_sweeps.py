@@ -242,3 +242,19 @@ def test_a_single_run_writes_no_sweep_records(tmp_path):
     run_cli(["train.py", "model=lsgan", *FDR, f"hydra.run.dir={tmp_path / 'run'}"])
     assert (tmp_path / "run" / "status.json").is_file()
     assert not (tmp_path / "run" / JOB_RECORD).exists() and not (tmp_path / "run" / "summary.csv").exists()
+
+
+@pytest.mark.parametrize("value", ["outputs/train/runs/2026-12-05_03-51-29-102683",
+                                   "/tmp/sweep/1_model=lsgan,model.n_critic=5", "/tmp/it's a [dir]$x"])
+def test_override_argument_reads_back_through_the_shell_and_hydra(value):
+    """The resume hint's hydra.run.dir=<job folder>: a folder named by its overrides parses (it did not)."""
+    import subprocess
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from utils.job_dirname import override_argument
+
+    argument = subprocess.run(["bash", "-c", f"printf %s {override_argument('hydra.run.dir', value)}"],
+                              capture_output=True, text=True, check=True).stdout  # as a shell reads it
+    (parsed,) = OverridesParser.create().parse_overrides([argument])
+    assert parsed.key_or_group == "hydra.run.dir" and parsed.value() == value

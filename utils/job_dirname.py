@@ -24,6 +24,22 @@ PATH_KEY_ENDINGS = ("_path", "_dir", "_file", ".root", "root_dir")
 _LONG_FLOAT = re.compile(r"^[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?$")
 
 
+#: characters both Hydra's override grammar (its lexer's ID and UNQUOTED_CHAR) and a shell read as they are
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9_/+.%@-]+")
+
+
+def override_argument(key: str, value: str) -> str:
+    """The command-line argument that sets ``key`` to the string ``value``, as Hydra's override grammar and a
+    POSIX shell both read it: ``key=value`` when Hydra takes ``value`` unquoted, else the value in single
+    quotes for Hydra and the whole in double quotes for the shell -- a job folder named by its overrides
+    (``hydra.run.dir=.../1_model=lsgan``) is otherwise a parse error ("mismatched input '='")."""
+    if _PLAIN_VALUE.fullmatch(value):
+        return f"{key}={value}"
+    quoted = value.replace("\\", "\\\\").replace("'", "\\'")
+    shell = f"{key}='{quoted}'".replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("`", "\\`")
+    return f'"{shell}"'
+
+
 def is_noise(key: str, value: str, exclude_keys: Iterable[str] = ()) -> bool:
     """Whether the override ``key=value`` stays out of a job's folder name: Hydra's settings (``hydra.*``),
     paths (``paths.*``, a key ending in ``_path``/``_dir``/``_file``/``root``, an absolute or home-relative
