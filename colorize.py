@@ -9,27 +9,17 @@ and cropped back. Writes ``<name>_color.png`` per image and ``sheet.png`` (gray 
 
 from __future__ import annotations
 
-import logging
-import os
-import sys
 from pathlib import Path
-
-os.environ.setdefault("GENFORGE_ROOT", str(Path(__file__).resolve().parent))
-if os.environ["GENFORGE_ROOT"] not in sys.path:
-    sys.path.insert(0, os.environ["GENFORGE_ROOT"])
 
 import hydra
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from utils.config import register_resolvers
+from utils.bootstrap import bootstrap
 from utils.errors import report_input_errors
-from utils.quiet import silence_known_noise
 
-register_resolvers()
-silence_known_noise()  # at import: the processes ddp_spawn starts import this file again
-log = logging.getLogger("genforge")
+log = bootstrap()  # at import: the processes ddp_spawn starts import this file again
 
 
 def input_images(path: Path) -> list[Path]:
@@ -138,7 +128,8 @@ def colorize(cfg: DictConfig) -> list[Path]:
 
     inputs = read_inputs(str(cfg.input))
     model, _ = load_run(cfg.ckpt_path, cfg.get("run_config"), cfg.get("run"), cfg.paths,
-                        trust_run_config=bool(cfg.get("trust_run_config", False)))
+                        trust_run_config=bool(cfg.get("trust_run_config", False)),
+                        trusted_packages=cfg.get("trusted_packages", ()))
     if not hasattr(model, "colorize_rgb"):
         raise InputError(f"ckpt_path={cfg.ckpt_path} is a {type(model).__name__}, not a colorizer "
                          "(train one with model=colorizer_*)")

@@ -9,26 +9,16 @@ correlations, invariance and novel views with its scatter plots) and saves ``met
 from __future__ import annotations
 
 import json
-import logging
-import os
-import sys
 from pathlib import Path
-
-os.environ.setdefault("GENFORGE_ROOT", str(Path(__file__).resolve().parent))
-if os.environ["GENFORGE_ROOT"] not in sys.path:
-    sys.path.insert(0, os.environ["GENFORGE_ROOT"])
 
 import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from utils.config import register_resolvers
+from utils.bootstrap import bootstrap
 from utils.errors import report_input_errors
-from utils.quiet import silence_known_noise
 
-register_resolvers()
-silence_known_noise()  # at import: the processes ddp_spawn starts import this file again
-log = logging.getLogger("genforge")
+log = bootstrap()  # at import: the processes ddp_spawn starts import this file again
 
 EVALUATION_CALLBACKS = ("evaluation", "parzen", "factor_scatter", "gmm_baseline")
 
@@ -59,7 +49,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     ckpt_path = Path(cfg.ckpt_path)
     pl.seed_everything(cfg.seed, workers=True)
     model, run_cfg = load_run(ckpt_path, cfg.get("run_config"), cfg.get("run"), cfg.paths,
-                              trust_run_config=bool(cfg.get("trust_run_config", False)))
+                              trust_run_config=bool(cfg.get("trust_run_config", False)),
+                              trusted_packages=cfg.get("trusted_packages", ()))
     out_dir = Path(cfg.paths.output_dir)
     if hasattr(model, "sample"):  # generative samplers; DC-IGN and colorization have none
         paths = write_samples(model, cfg.num_samples, out_dir / "samples", cfg.seed)

@@ -8,26 +8,18 @@ from ``ckpt_path``), tests, and returns ``optimized_metric`` for sweepers.
 from __future__ import annotations
 
 import copy
-import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any
-
-os.environ.setdefault("GENFORGE_ROOT", str(Path(__file__).resolve().parent))
-if os.environ["GENFORGE_ROOT"] not in sys.path:
-    sys.path.insert(0, os.environ["GENFORGE_ROOT"])
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from utils.config import metric_value, register_resolvers
+from utils.bootstrap import bootstrap
+from utils.config import metric_value
 from utils.errors import first_line, report_input_errors
-from utils.quiet import silence_known_noise
 
-register_resolvers()
-silence_known_noise()  # at import: the processes ddp_spawn starts import this file again
-log = logging.getLogger("genforge")
+log = bootstrap()  # at import: the processes ddp_spawn starts import this file again
 #: ``ckpt_path`` values Lightning resolves itself (``ckpt_path=last`` resumes this run's last checkpoint)
 LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry")
 
@@ -157,12 +149,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
     from callbacks.interruption import Interruption
     from utils.checkpoints import check_resumable
     from utils.config import check_argument_types, instantiate_group
-    from utils.moved import update_targets
     from utils.run_status import RunStatus, end_run
 
     cfg = without_hydra_node(cfg)
-    for key, (old, new) in update_targets(cfg).items():
-        log.warning(f"{key}: {old} has moved to {new}; update the config (it runs as {new})")
     status, trainer, loggers, interruption = RunStatus(), None, [], None
     try:
         if cfg.get("seed") is not None:

@@ -16,6 +16,12 @@ The last fixed-noise grid of each preset is copied to ``docs/results/<preset>.pn
 ``--ema-preset`` with ``model.ema_decay`` (its test FID with and without the average).
 
     python benchmarks/quality.py [--presets gan dcgan lsgan ebgan wgan] [--ema 0.99] [--reuse]
+        [--variant NAME PRESET OVERRIDE ...]
+
+The toolkit rows (R1, hinge, SN-GAN, WGAN-GP)::
+
+    python benchmarks/quality.py --presets sngan --ema 0 --variant dcgan_hinge dcgan model/objective=hinge \
+        --variant dcgan_r1 dcgan model.objective.r1_gamma=10 --variant wgan_gp wgan_gp
 """
 
 from __future__ import annotations
@@ -90,6 +96,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "benchmarks" / "quality")
     parser.add_argument("--pictures", type=Path, default=ROOT / "docs" / "results")
     parser.add_argument("--reuse", action="store_true", help="read finished runs in --out instead of training")
+    parser.add_argument("--variant", nargs="+", action="append", default=[], metavar="NAME PRESET [OVERRIDE]",
+                        help="an extra run NAME of PRESET with its own overrides, e.g. "
+                             "--variant dcgan_hinge dcgan model/objective=hinge (repeatable; after --presets)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run")
     args = parser.parse_args()
     args.pictures.mkdir(parents=True, exist_ok=True)
@@ -97,6 +106,10 @@ def main() -> None:
     runs = [(preset, preset, []) for preset in args.presets]
     if args.ema:
         runs.append((f"{args.ema_preset}_ema", args.ema_preset, [f"model.ema_decay={args.ema}"]))
+    for variant in args.variant:
+        if len(variant) < 2:
+            parser.error(f"--variant needs a name and a preset, got {variant}")
+        runs.append((variant[0], variant[1], variant[2:]))
     reference = real_data_parzen()
     print(f"real training digits as Parzen kernels: {reference[0]:.1f} ± {reference[1]:.1f} nats "
           f"(sigma {reference[2]:.3f})", file=sys.stderr, flush=True)

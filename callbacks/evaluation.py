@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from pytorch_lightning import Callback, LightningModule, Trainer
 
-from callbacks.protocols import Samples, offers
+from callbacks.protocols import Samples, applies, offers, skip
 from datamodules.base import dataset_images
 from metrics.feature_quality import MIN_QUALITY
 from utils.errors import InputError, MissingFileError
@@ -24,6 +24,19 @@ def uses_samples(pl_module: LightningModule) -> bool:
     not opt out with ``sample_metrics = False`` (autoregressive models, whose sequential sampling is too
     slow and whose metric is the likelihood)."""
     return offers(pl_module, Samples) and bool(pl_module.sample_metrics)
+
+
+def measures(callback, pl_module: LightningModule) -> bool:
+    """:func:`uses_samples`, for ``callback``: a module it does not measure is skipped, and the reason said
+    once (:func:`callbacks.protocols.skip`): the members of :class:`callbacks.protocols.Samples` it lacks, or
+    its ``sample_metrics = False``."""
+    if not applies(callback, pl_module, Samples):
+        return False
+    if not pl_module.sample_metrics:
+        skip(callback, pl_module, "its sample_metrics is False: sample-based metrics do not apply to it "
+                                  "(callbacks.protocols.Samples)")
+        return False
+    return True
 
 
 def _metric_names(splits: Sequence[str], names: Sequence[str],
@@ -155,7 +168,7 @@ class FeatureDistanceEvaluation(Callback):
             log.info(f"FID/KID features: {path} ({self.quality.describe()})")
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        self.enabled = uses_samples(pl_module)  # methods that do not sample (colorization) are skipped
+        self.enabled = measures(self, pl_module)  # methods that do not sample (colorization) are skipped
         if self.enabled and self._net is None:
             # the run's random state does not depend on whether the network is trained (a first run) or
             # loaded (building a module draws its initial weights): both runs train alike
@@ -414,7 +427,7 @@ class ParzenEvaluation(Callback):
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         from metrics.parzen import parzen_evaluation
 
-        if not uses_samples(pl_module):
+        if not measures(self, pl_module):
             return
         datamodule = trainer.datamodule
         val = dataset_images(datamodule.dataset("val"), self.max_points)

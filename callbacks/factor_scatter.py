@@ -8,7 +8,7 @@ from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.utilities import rank_zero_only
 
 from callbacks.image_logging import log_image
-from callbacks.protocols import ScatteredFactors, offers
+from callbacks.protocols import ScatteredFactors, applies
 from utils.images import save_png
 from utils.plots import scatter_image
 
@@ -17,7 +17,8 @@ class FactorScatter(Callback):
     """After testing, ``<dirpath>/scatter_<factor>.png`` for each extrinsic factor: the true value
     (radians) against the latent that encodes it, on the test images, with Pearson r in the title; logged
     as ``scatter/<factor>``. Applies to modules that fill ``scatter`` (``factor -> (latent (N,), truth
-    (N,))``) in their test epoch, as :class:`lightning_modules.dcign.module.DCIGNModule` does.
+    (N,))``) in their test epoch, as :class:`lightning_modules.dcign.module.DCIGNModule` does
+    (:class:`callbacks.protocols.ScatteredFactors`); others are skipped (said once).
 
     Args:
         dirpath: folder of the PNG files.
@@ -30,7 +31,7 @@ class FactorScatter(Callback):
 
     @rank_zero_only
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if not offers(pl_module, ScatteredFactors):
+        if not applies(self, pl_module, ScatteredFactors):
             return
         for factor, (latent, truth) in pl_module.scatter.items():
             r = trainer.callback_metrics.get(f"test/pearson/{factor}")

@@ -13,7 +13,7 @@ from pytorch_lightning.utilities import rank_zero_info
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from sklearn.exceptions import ConvergenceWarning
 
-from callbacks.protocols import ParameterCount, SplitDatasets, offers
+from callbacks.protocols import ParameterCount, SplitDatasets, applies, datamodule_applies
 from lightning_modules.deep_gmm.shallow_gmm import (
     FitStopped,
     average_log_likelihood,
@@ -32,8 +32,9 @@ class ShallowGMMBaseline(Callback):
       ``test/gmm_train_patches`` (the patches it was fitted on), ``test/gmm_iterations`` (EM iterations run);
     - ``test/gain_over_gmm``: ``test/log_likelihood`` minus the GMM's (the paper: +2.5 nats on BSDS300).
 
-    Applies to modules with ``num_parameters()`` whose datamodule serves patches
-    (``datamodule.dataset(split).x``, see :mod:`datamodules.patches.photo_patches`). The fit (minutes on all
+    Applies to modules with ``num_parameters()`` (:class:`callbacks.protocols.ParameterCount`) whose datamodule
+    serves patches (``datamodule.dataset(split).x``, see :mod:`datamodules.patches.photo_patches`); others are
+    skipped (said once). The fit (minutes on all
     60,000 default patches) runs in chunks of ``chunk_iter`` EM iterations; a SIGTERM (``timeout``, Slurm)
     stops it at the next chunk, the run then ends as any SIGTERM does (exit 143, nothing logged for it).
 
@@ -62,10 +63,9 @@ class ShallowGMMBaseline(Callback):
         self.chunk_iter, self.threads = chunk_iter, threads
         self.result: dict[str, float] = {}
 
-    @staticmethod
-    def applies(trainer: Trainer, pl_module: LightningModule) -> bool:
-        """Whether the module and the datamodule follow the patch protocol."""
-        return offers(pl_module, ParameterCount) and offers(getattr(trainer, "datamodule", None), SplitDatasets)
+    def applies(self, trainer: Trainer, pl_module: LightningModule) -> bool:
+        """Whether the module and the datamodule follow the patch protocol (a skip is said once)."""
+        return applies(self, pl_module, ParameterCount) and datamodule_applies(self, trainer, pl_module, SplitDatasets)
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Fit the baseline and log its test log-likelihood next to the Deep GMM's.

@@ -3,15 +3,19 @@
 Every callback of ``conf/callbacks/default.yaml`` is configured for every run; each acts only on a module
 that has what it needs, and skips any other (a colorizer gets no FID, a GAN no L|colour grid). What a
 callback needs is one of the protocols below (``typing.Protocol`` classes, for readers and type checkers),
-and a callback asks :func:`offers` whether a module has every member of one; a new method gets a callback
-by offering the protocol's members, nothing else to register. (:func:`offers` uses ``hasattr``, not
-``isinstance`` of a runtime-checkable protocol: from Python 3.12 that looks attributes up statically and
-would miss an ``nn.Module``'s registered buffers such as ``fixed_z``.)
+and a callback asks :func:`applies` whether a module has every member of one; a new method gets a callback
+by offering the protocol's members, nothing else to register. A callback reads nothing else off the module
+(no ``hparams`` keys): only the members of the protocol it checked, and what every ``LightningModule`` has.
+A skip is said once, at INFO on the ``genforge`` logger (rank 0 only), naming the callback, the module's
+class and the members it lacks, e.g. ``SampleGrid skips MyVAE: it has no fixed_z, generate
+(callbacks.protocols.FixedNoise)``. (:func:`offers` uses ``hasattr``, not ``isinstance`` of a
+runtime-checkable protocol: from Python 3.12 that looks attributes up statically and would miss an
+``nn.Module``'s registered buffers such as ``fixed_z``.)
 
 =========================  ==============================================================  =================================================  ==============================
 protocol                   members                                                         callbacks                                          modules
 =========================  ==============================================================  =================================================  ==============================
-:class:`FixedNoise`        ``fixed_z``, ``fixed_labels``, ``generate``                     ``samples`` (SampleGrid)                           GAN family, PixelCNN
+:class:`FixedNoise`        ``fixed_z``, ``fixed_labels``, ``generate``, ``label_classes``  ``samples`` (SampleGrid)                           GAN family, PixelCNN
 :class:`LatentPrior`       FixedNoise + ``noise``, ``random_labels``                       ``interpolation``                                  GAN family
 :class:`Embeddings`        ``embedding_pairs``, ``generate_from_embeddings``, ``fixed_z``  ``embedding_interpolation``                        PixelCNN
 :class:`Samples`           ``sample``, ``sample_metrics``, ``has_ema``                     ``evaluation`` (FID/KID), ``parzen``               GAN family (PixelCNN opts out)
@@ -30,19 +34,27 @@ every module.
 
 from __future__ import annotations
 
+import logging
+import weakref
 from functools import cache
 from typing import Generic, Protocol
 
 import torch
+from pytorch_lightning.utilities import rank_zero_only
 from torch import Tensor
+
+log = logging.getLogger("genforge")
 
 
 class FixedNoise(Protocol):
     """Images ``generate(z, labels)`` ``(B, C, H, W)`` in ``[-1, 1]`` from the fixed noise ``fixed_z``
-    ``(N, ...)`` and labels ``fixed_labels`` ``(N,)`` the sample grids show every epoch."""
+    ``(N, ...)`` and labels ``fixed_labels`` ``(N,)`` the sample grids show every epoch; ``label_classes``:
+    the classes ``generate`` is conditioned on (``fixed_labels`` cycles through them; the grid gets one
+    column each), 0 for an unconditional model (its labels are ignored)."""
 
     fixed_z: Tensor
     fixed_labels: Tensor
+    label_classes: int
 
     def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor: ...
 
@@ -140,6 +152,60 @@ def members(protocol: type) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def missing(obj, protocol: type) -> tuple[str, ...]:
+    """The members of ``protocol`` (:func:`members`, in order) that ``obj`` lacks: all of them for ``None``."""
+    return tuple(name for name in members(protocol) if obj is None or not hasattr(obj, name))
+
+
 def offers(obj, protocol: type) -> bool:
-    """Whether ``obj`` (a LightningModule or datamodule, or ``None``) has every member of ``protocol``."""
-    return obj is not None and all(hasattr(obj, name) for name in members(protocol))
+    """Whether ``obj`` (a LightningModule or datamodule, or ``None``) has every member of ``protocol``; says
+    nothing (for optional extras, such as a caption's generator iteration; a skip goes through
+    :func:`applies`)."""
+    return not missing(obj, protocol)
+
+
+#: callback -> the skips it has said, ``(module class, reason)``; weak, so a finished run's callbacks go
+_SAID: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def skip(callback, pl_module, reason: str) -> None:
+    """Say that ``callback`` skips ``pl_module``, once per callback, module class and ``reason``: one INFO
+    line ``<Callback> skips <Module>: <reason>`` on the ``genforge`` logger, on the process of global rank 0
+    only (every rank remembers it said it, so none says it later)."""
+    said = _SAID.setdefault(callback, set())
+    key = (type(pl_module), reason)
+    if key not in said:
+        said.add(key)
+        _info(f"{type(callback).__name__} skips {type(pl_module).__name__}: {reason}")
+
+
+@rank_zero_only
+def _info(message: str) -> None:
+    log.info(message)
+
+
+def _name(protocol: type) -> str:
+    return f"{protocol.__module__}.{protocol.__qualname__}"
+
+
+def applies(callback, pl_module, protocol: type) -> bool:
+    """Whether ``callback`` applies to ``pl_module``: the module has every member of ``protocol``. When it
+    lacks some, the callback skips it and says so once (:func:`skip`), naming them, e.g. ``SampleGrid skips
+    MyVAE: it has no fixed_z, generate (callbacks.protocols.FixedNoise)``."""
+    lacking = missing(pl_module, protocol)
+    if lacking:
+        skip(callback, pl_module, f"it has no {', '.join(lacking)} ({_name(protocol)})")
+    return not lacking
+
+
+def datamodule_applies(callback, trainer, pl_module, protocol: type) -> bool:
+    """Whether ``trainer``'s datamodule (``None`` when it has none) has every member of ``protocol``; else
+    ``callback`` skips ``pl_module`` and says so once (:func:`skip`), naming the datamodule's class and the
+    members it lacks."""
+    datamodule = getattr(trainer, "datamodule", None)
+    lacking = missing(datamodule, protocol)
+    if lacking:
+        which = "the trainer has no datamodule" if datamodule is None else \
+            f"its datamodule {type(datamodule).__name__} has no {', '.join(lacking)}"
+        skip(callback, pl_module, f"{which} ({_name(protocol)})")
+    return not lacking

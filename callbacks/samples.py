@@ -10,7 +10,16 @@ from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.utilities import rank_zero_only
 
 from callbacks.image_logging import log_image
-from callbacks.protocols import Embeddings, FixedNoise, GeneratorSteps, LatentPrior, offers
+from callbacks.protocols import (
+    Embeddings,
+    FixedNoise,
+    GeneratorSteps,
+    LatentPrior,
+    applies,
+    datamodule_applies,
+    offers,
+    skip,
+)
 from utils.images import make_grid, save_png
 
 
@@ -44,13 +53,30 @@ def interpolate_latents(z0: torch.Tensor, z1: torch.Tensor, steps: int, mode: st
     raise ValueError(f"callbacks.interpolation.mode must be 'linear' or 'slerp', got {mode!r}")
 
 
+def validation_rows(datamodule, rows: int, pick=lambda item: item[0]) -> torch.Tensor:
+    """The first ``rows`` (at most all) images of ``datamodule.dataset("val")`` stacked, ``(R, C, H, W)`` in
+    ``[-1, 1]``; ``pick(item)`` takes the image out of a dataset item (default: an ``(image, label)`` pair's
+    first)."""
+    val = datamodule.dataset("val")
+    return torch.stack([pick(val[i]) for i in range(min(rows, len(val)))])
+
+
 class EpochImageCallback(Callback):
     """Shared mechanics: once per ``every_n_epochs`` training epochs, render an image in eval mode,
     save it as ``<dirpath>/<prefix>_epoch_NNN.png`` and log it as ``<key>``, captioned with the epoch (and
-    the generator iteration, for modules that count them)."""
+    the generator iteration, for modules that count them).
+
+    It applies to modules that offer :attr:`protocol` (and whose datamodule offers
+    :attr:`datamodule_protocol`, when set); others are skipped, which is said once
+    (:func:`callbacks.protocols.applies`). :meth:`render` reads nothing else off the module.
+    """
 
     key = "samples"
     prefix = "samples"
+    #: what the module must offer (:mod:`callbacks.protocols`)
+    protocol: type = FixedNoise
+    #: what the trainer's datamodule must offer too (``None``: nothing)
+    datamodule_protocol: type | None = None
 
     def __init__(self, dirpath: str, every_n_epochs: int = 1) -> None:
         super().__init__()
@@ -58,9 +84,11 @@ class EpochImageCallback(Callback):
         self.every_n_epochs = every_n_epochs
         self.last_path: Path | None = None
 
-    def applies(self, pl_module: LightningModule) -> bool:
-        """Whether the module offers what :meth:`render` needs (other methods are skipped)."""
-        return offers(pl_module, FixedNoise)
+    def applies(self, trainer: Trainer, pl_module: LightningModule) -> bool:
+        """Whether the module offers :attr:`protocol` and the datamodule :attr:`datamodule_protocol` (what
+        :meth:`render` needs); a skip is said once."""
+        return applies(self, pl_module, self.protocol) and (
+            self.datamodule_protocol is None or datamodule_applies(self, trainer, pl_module, self.datamodule_protocol))
 
     def render(self, pl_module: LightningModule) -> torch.Tensor:
         """Return a uint8 ``(C, H, W)`` grid."""
@@ -73,7 +101,7 @@ class EpochImageCallback(Callback):
 
     @rank_zero_only
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if (trainer.current_epoch + 1) % self.every_n_epochs or not self.applies(pl_module):
+        if (trainer.current_epoch + 1) % self.every_n_epochs or not self.applies(trainer, pl_module):
             return
         was_training = pl_module.training
         pl_module.eval()
@@ -93,8 +121,9 @@ class EpochImageCallback(Callback):
 class SampleGrid(EpochImageCallback):
     """Images ``G(fixed_z | fixed_labels)`` of the module's fixed noise, one grid per epoch.
 
-    Conditional models get one column per class. Needs the module's ``fixed_z``, ``fixed_labels`` and
-    ``generate(z, labels)`` (see :class:`lightning_modules.gan.module.AdversarialModule`).
+    Conditional models get one column per class. Needs :class:`callbacks.protocols.FixedNoise`: the module's
+    ``fixed_z``, ``fixed_labels``, ``generate(z, labels)`` and ``label_classes`` (see
+    :class:`lightning_modules.gan.module.AdversarialModule`).
 
     Args:
         dirpath, every_n_epochs: see :class:`EpochImageCallback`.
@@ -115,10 +144,11 @@ class SampleGrid(EpochImageCallback):
         self.max_images = max_images
 
     def render(self, pl_module: LightningModule) -> torch.Tensor:
-        """The uint8 grid ``(C, H', W')`` of ``generate(fixed_z, fixed_labels)``, at most ``max_images``."""
+        """The uint8 grid ``(C, H', W')`` of ``generate(fixed_z, fixed_labels)``, at most ``max_images``; one
+        column per class (``label_classes``) for a conditional model, :func:`make_grid`'s default otherwise."""
         count = len(pl_module.fixed_z) if self.max_images is None else min(self.max_images, len(pl_module.fixed_z))
         images = pl_module.generate(pl_module.fixed_z[:count], pl_module.fixed_labels[:count])
-        nrow = min(pl_module.hparams.num_classes, count) if pl_module.hparams.get("conditional") else None
+        nrow = min(pl_module.label_classes, count) if pl_module.label_classes else None
         return make_grid(images, nrow=nrow)
 
 
@@ -131,10 +161,7 @@ class LatentInterpolation(EpochImageCallback):
 
     key = "samples/interpolation"
     prefix = "interpolation"
-
-    def applies(self, pl_module: LightningModule) -> bool:
-        """Modules with a latent prior to interpolate in (``noise``, ``random_labels``, ``generate``)."""
-        return offers(pl_module, LatentPrior)
+    protocol = LatentPrior  # a latent prior to interpolate in
 
     def __init__(self, dirpath: str, rows: int = 8, steps: int = 10, mode: str = "slerp",
                  every_n_epochs: int = 1, seed: int = 4321) -> None:
@@ -163,6 +190,7 @@ class EmbeddingInterpolation(EpochImageCallback):
 
     key = "samples/embedding_interpolation"
     prefix = "embedding_interpolation"
+    protocol = Embeddings
 
     def __init__(self, dirpath: str, rows: int = 4, steps: int = 8, every_n_epochs: int = 1,
                  seed: int = 4321) -> None:
@@ -170,10 +198,15 @@ class EmbeddingInterpolation(EpochImageCallback):
         interpolate_latents(torch.zeros(2), torch.ones(2), steps, "linear")  # validates steps now
         self.rows, self.steps, self.seed = rows, steps, seed
 
-    def applies(self, pl_module: LightningModule) -> bool:
-        """Modules with embeddings to interpolate between."""
-        return offers(pl_module, Embeddings) and \
-            pl_module.embedding_pairs(1, torch.Generator().manual_seed(self.seed)) is not None
+    def applies(self, trainer: Trainer, pl_module: LightningModule) -> bool:
+        """Modules with embeddings to interpolate between (a module that has none yet is skipped, said once)."""
+        if not super().applies(trainer, pl_module):
+            return False
+        if pl_module.embedding_pairs(1, torch.Generator().manual_seed(self.seed)) is None:
+            skip(self, pl_module, "embedding_pairs() gives no embeddings (an unconditional model without an "
+                                  "encoder, or one before its first validation)")
+            return False
+        return True
 
     def render(self, pl_module: LightningModule) -> torch.Tensor:
         """The uint8 grid ``(C, H', W')`` (:func:`make_grid`): ``rows`` rows of ``steps`` images, ``h``

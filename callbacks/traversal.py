@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from pytorch_lightning import LightningModule
 
-from callbacks.protocols import SplitDatasets, Traversable, offers
-from callbacks.samples import EpochImageCallback
+from callbacks.protocols import SplitDatasets, Traversable
+from callbacks.samples import EpochImageCallback, validation_rows
 from utils.images import make_grid
 
 
@@ -17,8 +17,9 @@ class LatentTraversal(EpochImageCallback):
     Each row's first column is the input image itself, the others ``module.traverse(images, factor,
     steps)``: the image's code with the factor's latent set to ``steps`` values over its validation range.
     The rows are the first image of each of the first ``rows`` validation batches (fixed over epochs).
-    Applies to modules with ``traverse`` and ``factor_latent`` (:class:`lightning_modules.dcign.module.DCIGNModule`)
-    and a datamodule with ``dataset("val")`` of one-factor batches.
+    Applies to modules with ``traverse`` and ``factor_latent`` (:class:`callbacks.protocols.Traversable`, see
+    :class:`lightning_modules.dcign.module.DCIGNModule`) and a datamodule with ``dataset("val")`` of one-factor
+    batches; others are skipped (said once).
 
     Args:
         dirpath: folder of the PNG files.
@@ -29,6 +30,8 @@ class LatentTraversal(EpochImageCallback):
 
     key = "traversal"
     prefix = "traversal"
+    protocol = Traversable
+    datamodule_protocol = SplitDatasets
 
     def __init__(self, dirpath: str, rows: int = 6, steps: int = 8, every_n_epochs: int = 1) -> None:
         super().__init__(dirpath, every_n_epochs)
@@ -37,19 +40,15 @@ class LatentTraversal(EpochImageCallback):
         self.rows, self.steps = rows, steps
         self.images: torch.Tensor | None = None
 
-    def applies(self, pl_module: LightningModule) -> bool:
-        datamodule = getattr(pl_module.trainer, "datamodule", None)
-        return offers(pl_module, Traversable) and offers(datamodule, SplitDatasets)
-
-    def inputs(self, pl_module: LightningModule) -> torch.Tensor:
-        """The fixed rows: ``(R, C, H, W)`` in ``[-1, 1]``."""
-        if self.images is None:
-            val = pl_module.trainer.datamodule.dataset("val")
-            self.images = torch.stack([val[i][0][0] for i in range(min(self.rows, len(val)))])
-        return self.images
+    def on_fit_start(self, trainer, pl_module) -> None:
+        """Keep the fixed rows: the first image of each of the first ``rows`` validation batches,
+        ``(R, C, H, W)`` in ``[-1, 1]``."""
+        if self.applies(trainer, pl_module):
+            self.images = validation_rows(trainer.datamodule, self.rows, pick=lambda batch: batch[0][0])
 
     def renders(self, pl_module: LightningModule) -> list[tuple[str, str, torch.Tensor]]:
-        images = self.inputs(pl_module)
+        """One grid per factor of ``factor_latent``: ``(key, file prefix, uint8 (C, H, W))``."""
+        images = self.images
         out = []
         for factor in pl_module.factor_latent:
             swept = pl_module.traverse(images, factor, self.steps).cpu().view(len(images), self.steps,

@@ -4,17 +4,3 @@ algorithm parts): :mod:`~lightning_modules.gan`, :mod:`~lightning_modules.colori
 Shared by several families, here: the adversarial objectives, the two-network loop, the LR/momentum and
 critic schedules, the optimizer wiring (:mod:`lightning_modules.optimization`) and :mod:`lightning_modules.networks`.
 """
-
-from utils.exports import lazy_exports
-
-__all__, __getattr__, __dir__ = lazy_exports(__name__, {
-    "AdversarialObjective": ".objectives",
-    "GANObjective": ".objectives",
-    "LSGANObjective": ".objectives",
-    "WassersteinObjective": ".objectives",
-    "EnergyObjective": ".objectives",
-    "ConfiguredModule": ".optimization",
-    "ExponentialDecay": ".schedules",
-    "MomentumAdjustor": ".schedules",
-    "TwoPlayerModule": ".two_player",
-})

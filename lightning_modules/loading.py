@@ -59,7 +59,7 @@ def module_class(cls: type, model_cfg, checkpoint: dict, path: Path) -> type:
 
 def load_module(cls: type, checkpoint_path: str | Path, map_location=None, hparams_file: str | Path | None = None,
                 strict: bool | None = None, weights_only: bool | None = None, trust_run_config: bool = False,
-                lightning_load=None, **overrides: Any):
+                lightning_load=None, trusted_packages=(), **overrides: Any):
     """A module of class ``cls`` (or the subclass the checkpoint holds) with the checkpoint's weights, as
     Lightning's ``load_from_checkpoint`` returns it (on the device of the loaded weights, in training mode).
 
@@ -74,6 +74,8 @@ def load_module(cls: type, checkpoint_path: str | Path, map_location=None, hpara
         weights_only: ``None`` or ``True``; genforge checkpoints hold plain data and are read with
             ``weights_only=True`` only.
         trust_run_config: skip the ``_target_`` allowlist (a run one trusts).
+        trusted_packages: packages whose classes pass the allowlist besides genforge's (one's own code,
+            e.g. ``["mylab"]``; see :func:`utils.target_allowlist.check_target`).
         lightning_load: Lightning's own ``load_from_checkpoint``, used when the checkpoint has no record and
             no run config but ``overrides`` give the constructor's networks (a checkpoint saved by hand).
         **overrides: values for config keys of the model (``ema_decay=None``, ``num_fixed=16``, a network
@@ -105,7 +107,8 @@ def load_module(cls: type, checkpoint_path: str | Path, map_location=None, hpara
             raise
         return lightning_load(path, map_location, None, strict, True, **overrides)
     register_resolvers()
-    check_config_targets(model_cfg, source, trust_run_config, prefix="model")
+    check_config_targets(model_cfg, source, trust_run_config, prefix="model",
+                         trusted_packages=trusted_packages)
     built = module_class(cls, model_cfg, checkpoint, path)
     model_cfg._target_ = f"{built.__module__}.{built.__qualname__}"
     model = instantiate(model_cfg, **overrides)
@@ -128,8 +131,9 @@ class LoadsFromCheckpoint:
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path: str | Path, map_location=None,
                              hparams_file: str | Path | None = None, strict: bool | None = None,
-                             weights_only: bool | None = None, *, trust_run_config: bool = False, **kwargs: Any):
+                             weights_only: bool | None = None, *, trust_run_config: bool = False,
+                             trusted_packages=(), **kwargs: Any):
         """The module saved in ``checkpoint_path``, built from its model config; Lightning's signature (see
         :func:`load_module` for every argument, what is returned and the errors raised)."""
         return load_module(cls, checkpoint_path, map_location, hparams_file, strict, weights_only, trust_run_config,
-                           super().load_from_checkpoint, **kwargs)
+                           super().load_from_checkpoint, trusted_packages, **kwargs)

@@ -10,6 +10,7 @@ when it is stepped with its ``interval`` attribute: ``"step"`` after every updat
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
@@ -114,31 +115,58 @@ class MomentumAdjustor:
         self._apply()
 
 
-def critic_iterations(generator_steps: int, n_critic: int, n_critic_burst: int | None = None,
-                      burst_first: int = 25, burst_every: int = 500) -> int:
-    """Critic (discriminator) iterations before generator iteration ``generator_steps`` (counted from 0).
+@dataclass(frozen=True)
+class CriticSchedule:
+    """How many critic (discriminator) iterations precede each generator iteration.
 
     The WGAN reference code (martinarjovsky/WassersteinGAN ``main.py``): ``Diters = 100`` while
     ``gen_iterations < 25`` or ``gen_iterations % 500 == 0``, else ``n_critic`` (5), so the critic is
     trained close to optimality at the start and every 500 generator iterations. With
-    ``n_critic_burst=None`` the schedule is the fixed ``n_critic`` of the paper's Algorithm 1.
+    ``n_critic_burst=None`` the schedule is the fixed ``n_critic`` of the paper's Algorithm 1 (Arjovsky et
+    al. 2017; Goodfellow et al. 2014's ``k``). The fields are the config keys ``model.n_critic``,
+    ``model.n_critic_burst``, ``model.burst_first`` and ``model.burst_every``.
 
     Args:
-        generator_steps: generator iterations taken so far (>= 0).
         n_critic: critic iterations per generator iteration outside bursts (>= 1).
         n_critic_burst: critic iterations in a burst (>= 1), or ``None`` (no bursts).
-        burst_first: the first ``burst_first`` generator iterations are bursts.
-        burst_every: so is every ``burst_every``-th (0: none after the first ones).
+        burst_first: the first ``burst_first`` generator iterations are bursts (>= 0).
+        burst_every: so is every ``burst_every``-th (>= 0; 0: none after the first ones).
 
     Raises:
-        ValueError: on ``n_critic < 1``, ``n_critic_burst < 1``, or negative ``burst_first``/``burst_every``.
+        ValueError: on ``n_critic < 1``, ``n_critic_burst < 1``, or negative ``burst_first``/``burst_every``,
+            naming the config key.
     """
-    if n_critic < 1 or (n_critic_burst is not None and n_critic_burst < 1):
-        raise ValueError(f"model.n_critic and model.n_critic_burst must be >= 1, got {n_critic}, {n_critic_burst}")
-    if burst_first < 0 or burst_every < 0:
-        raise ValueError(f"model.burst_first and model.burst_every must be >= 0, got {burst_first}, {burst_every}")
-    if n_critic_burst is None:
-        return n_critic
-    if generator_steps < burst_first or (burst_every and generator_steps % burst_every == 0):
-        return n_critic_burst
-    return n_critic
+
+    n_critic: int = 1
+    n_critic_burst: int | None = None
+    burst_first: int = 25
+    burst_every: int = 500
+
+    def __post_init__(self) -> None:
+        if self.n_critic < 1:
+            raise ValueError(f"model.n_critic must be >= 1, got {self.n_critic}")
+        if self.n_critic_burst is not None and self.n_critic_burst < 1:
+            raise ValueError(f"model.n_critic_burst must be >= 1 or null, got {self.n_critic_burst}")
+        if self.burst_first < 0 or self.burst_every < 0:
+            raise ValueError(f"model.burst_first and model.burst_every must be >= 0, got {self.burst_first}, "
+                             f"{self.burst_every}")
+
+    def iterations(self, generator_steps: int) -> int:
+        """Critic iterations before generator iteration ``generator_steps`` (counted from 0, >= 0):
+        ``n_critic_burst`` in a burst, else ``n_critic``."""
+        if self.n_critic_burst is not None and (
+                generator_steps < self.burst_first or (self.burst_every and generator_steps % self.burst_every == 0)):
+            return self.n_critic_burst
+        return self.n_critic
+
+
+def critic_iterations(generator_steps: int, n_critic: int, n_critic_burst: int | None = None,
+                      burst_first: int = 25, burst_every: int = 500) -> int:
+    """Critic (discriminator) iterations before generator iteration ``generator_steps`` (counted from 0):
+    ``CriticSchedule(n_critic, n_critic_burst, burst_first, burst_every).iterations(generator_steps)``, see
+    :class:`CriticSchedule` (the WGAN reference code's ``Diters``).
+
+    Raises:
+        ValueError: as :class:`CriticSchedule`.
+    """
+    return CriticSchedule(n_critic, n_critic_burst, burst_first, burst_every).iterations(generator_steps)

@@ -131,8 +131,6 @@ def test_gmm_baseline_refuses_caps_below_one(key):
 
 # ------------------------------------------------------------------------------------------ other caps
 def test_sample_grid_draws_at_most_max_images(tmp_path):
-    from pytorch_lightning.utilities.parsing import AttributeDict
-
     from callbacks.samples import SampleGrid
 
     drawn = []
@@ -142,7 +140,7 @@ def test_sample_grid_draws_at_most_max_images(tmp_path):
         return z
 
     module = SimpleNamespace(fixed_z=torch.zeros(20, 1, 4, 4), fixed_labels=torch.arange(20) % 10,
-                             generate=generate, hparams=AttributeDict(conditional=True, num_classes=10))
+                             generate=generate, label_classes=10)
     grid = SampleGrid(str(tmp_path), max_images=3).render(module)
     assert drawn == [3] and tuple(grid.shape) == (1, 4 + 2 * 2, 3 * (4 + 2) + 2)   # one row of 3 tiles
     assert tuple(SampleGrid(str(tmp_path)).render(module).shape) == (1, 2 * 6 + 2, 10 * 6 + 2)  # 20 as 2 rows of 10

@@ -252,26 +252,6 @@ def test_lightnings_arguments_and_keyword_overrides(gan, tmp_path):
 
 
 @pytest.mark.slow
-def test_targets_that_moved_still_load(gan, tmp_path):
-    """A record and a run config naming modules as they were before issue 22's move (utils/moved.py)."""
-    from lightning_modules.gan.module import AdversarialModule
-
-    old_module = "lightning_modules.adversarial.AdversarialModule"
-    checkpoint = torch.load(gan.ckpt, map_location="cpu", weights_only=True)
-    checkpoint["genforge"]["model"]["_target_"] = old_module
-    checkpoint["genforge"]["targets"]["model"] = old_module
-    torch.save(checkpoint, tmp_path / "record.ckpt")
-    assert type(AdversarialModule.load_from_checkpoint(tmp_path / "record.ckpt")) is AdversarialModule
-    run = tmp_path / "run"
-    shutil.copytree(gan.run, run)
-    config = OmegaConf.load(run / ".hydra" / "config.yaml")
-    config.model._target_ = old_module
-    OmegaConf.save(config, run / ".hydra" / "config.yaml")
-    old = without_model_record(gan.ckpt, run / "checkpoints" / "last.ckpt")
-    assert_same_model(AdversarialModule.load_from_checkpoint(old), gan, old)
-
-
-@pytest.mark.slow
 def test_lightnings_resume_still_reads_the_record(gan, tmp_path):
     """``trainer.fit(ckpt_path=...)`` resumes a checkpoint that carries the model config, and its own
     checkpoints carry it too."""

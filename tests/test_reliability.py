@@ -184,37 +184,6 @@ def test_a_crafted_run_folder_cannot_run_code(dcgan_run, tmp_path):
     assert marker.exists()
 
 
-@pytest.mark.slow
-def test_a_run_saved_before_the_family_move_loads_and_resumes(dcgan_run, tmp_path, caplog):
-    """Run folders and checkpoints name classes by module; those saved before issue 22's move (e.g.
-    ``lightning_modules.adversarial``) are renamed on load (utils/moved.py), and so is a config of one's own."""
-    from utils.checkpoints import load_run
-
-    old_module, old_data = "lightning_modules.adversarial.AdversarialModule", "datamodules.mnist5k.MNIST5kDataModule"
-    run = tmp_path / "old_run"
-    shutil.copytree(dcgan_run, run)
-    config = OmegaConf.load(run / ".hydra" / "config.yaml")
-    config.model._target_, config.data._target_ = old_module, old_data
-    OmegaConf.save(config, run / ".hydra" / "config.yaml")
-    ckpt = run / "checkpoints" / "last.ckpt"
-    checkpoint = torch.load(ckpt, weights_only=True, map_location="cpu")
-    checkpoint["genforge"]["targets"]["model"] = old_module
-    torch.save(checkpoint, ckpt)
-
-    model, run_cfg = load_run(ckpt, None, None, config.paths)
-    assert type(model).__module__ == "lightning_modules.gan.module"
-    assert run_cfg.data._target_ == "datamodules.images.mnist5k.MNIST5kDataModule"
-    assert all(torch.equal(model.state_dict()[k], v) for k, v in checkpoint["state_dict"].items())
-
-    caplog.set_level("WARNING", logger="genforge")
-    run_train(["model=dcgan", *QUICK, "trainer.max_epochs=2", "test=false", f"model._target_={old_module}",
-               f"ckpt_path={ckpt}"], tmp_path / "resumed")
-    assert f"model._target_: {old_module} has moved to lightning_modules.gan.module.AdversarialModule" in caplog.text
-    resumed = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
-    assert resumed["epoch"] == checkpoint["epoch"] + 1
-    assert resumed["genforge"]["targets"]["model"] == "lightning_modules.gan.module.AdversarialModule"
-
-
 class _Exploit:
     def __init__(self, marker: Path):
         self.marker = marker

@@ -1,17 +1,5 @@
-"""Framework utilities: config resolvers and checks, atomic file writes and checkpoint I/O, checkpoint
-identity and loading, the target allowlist, moved-module names, errors, images and plots, hashing,
-the loggers (CSV, TensorBoard, W&B) and how a run ended.
+"""Framework utilities: config resolvers and checks, the walk over a config's ``_target_``s and the target
+allowlist, atomic file writes and checkpoint I/O, checkpoint identity and loading, errors, images and plots,
+hashing, the loggers (CSV, TensorBoard, W&B) and how a run ended. Import from the defining module
+(e.g. ``from utils.errors import InputError``).
 """
-
-from utils.exports import lazy_exports
-
-__all__, __getattr__, __dir__ = lazy_exports(__name__, {
-    "AtomicCheckpointIO": ".checkpoint_io",
-    "CSVLogger": ".csv_logger",
-    "InputError": ".errors",
-    "MissingFileError": ".errors",
-    "UntrustedConfigError": ".errors",
-    "RunStatus": ".run_status",
-    "TensorBoardLogger": ".tensorboard_logger",
-    "WandbLogger": ".wandb_logger",
-})

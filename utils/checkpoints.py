@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
+from utils.config_targets import iter_targets
 from utils.errors import InputError, MissingFileError
 
 #: the key of genforge's record in a checkpoint (written by :class:`callbacks.run_identity.RunIdentity`)
@@ -61,29 +62,23 @@ def read_checkpoint(ckpt_path: str | Path, key: str = "ckpt_path", map_location=
 
 
 def model_targets(model_cfg: DictConfig, prefix: str = "model") -> dict[str, str]:
-    """Every ``_target_`` of a model config by key path, e.g. ``{"model": "...AdversarialModule",
-    "model.optimizer_d": "torch.optim.RMSprop", ...}``: what a checkpoint must match to be resumed."""
-    targets: dict[str, str] = {}
-    if isinstance(model_cfg, DictConfig):
-        for name in model_cfg:
-            if name == "_target_":
-                targets[prefix] = str(model_cfg[name])
-            elif isinstance(model_cfg._get_node(name), (DictConfig, ListConfig)):
-                targets.update(model_targets(model_cfg[name], f"{prefix}.{name}"))
-    elif isinstance(model_cfg, ListConfig):
-        for i, item in enumerate(model_cfg):
-            targets.update(model_targets(item, f"{prefix}[{i}]"))
-    return targets
+    """Every ``_target_`` of a model config by the key path of its node (walked by
+    :func:`utils.config_targets.iter_targets`: interpolated nodes resolved and followed), e.g.
+    ``{"model": "...AdversarialModule", "model.optimizer_d": "torch.optim.RMSprop", ...}``: what a
+    checkpoint must match to be resumed.
+
+    Raises:
+        utils.config_targets.UnresolvedTargetError: a ``_target_`` that does not resolve, naming its key.
+    """
+    return {path: str(target) for path, _, target in iter_targets(model_cfg, prefix)}
 
 
 def checkpoint_identity(checkpoint: dict, ckpt_path: Path) -> dict | None:
     """What model a checkpoint holds: genforge's record in it (``preset``, ``targets``), else the same read
     from its run folder's ``.hydra/`` files when it lies in ``<run>/checkpoints/``; ``None`` if neither."""
-    from utils.moved import current_target
-
     record = checkpoint.get(IDENTITY_KEY)
-    if isinstance(record, dict) and "targets" in record:  # targets as named now (a checkpoint from before a move)
-        return {**record, "targets": {k: current_target(v) for k, v in record["targets"].items()}}
+    if isinstance(record, dict) and "targets" in record:
+        return record
     hydra_dir = Path(ckpt_path).resolve().parents[1] / ".hydra"
     try:
         run_cfg = OmegaConf.load(hydra_dir / "config.yaml")
@@ -93,7 +88,7 @@ def checkpoint_identity(checkpoint: dict, ckpt_path: Path) -> dict | None:
         return None
     if "model" not in run_cfg:
         return None
-    return {"preset": preset, "targets": {k: current_target(v) for k, v in model_targets(run_cfg.model).items()}}
+    return {"preset": preset, "targets": model_targets(run_cfg.model)}
 
 
 def describe(identity: dict) -> str:
@@ -163,11 +158,14 @@ def load_weights(model: torch.nn.Module, ckpt_path: Path) -> dict:
     return checkpoint
 
 
-def check_config_targets(cfg: DictConfig, source: str, trust_run_config: bool = False, prefix: str = "") -> None:
+def check_config_targets(cfg: DictConfig, source: str, trust_run_config: bool = False, prefix: str = "",
+                         trusted_packages=()) -> None:
     """Before a saved config (read from ``source``) is instantiated: every ``_target_`` of ``cfg`` (key path
-    ``prefix``) on the allowlist of :mod:`utils.target_allowlist`, unless ``trust_run_config`` (a warning).
+    ``prefix``) on the allowlist of :mod:`utils.target_allowlist` or in one of ``trusted_packages`` (the
+    evaluating command's config key, a list of package names), unless ``trust_run_config`` (a warning).
 
     Raises:
+        InputError: ``trusted_packages`` is not a list of package names.
         UntrustedConfigError: a ``_target_`` outside the allowlist, naming the key and ``source``.
     """
     import logging
@@ -177,13 +175,12 @@ def check_config_targets(cfg: DictConfig, source: str, trust_run_config: bool = 
     if trust_run_config:
         logging.getLogger("genforge").warning(f"trust_run_config=true: instantiating {source} unchecked")
     else:
-        check_targets(cfg, source, prefix)
+        check_targets(cfg, source, prefix, trusted_packages)
 
 
 def saved_model_config(checkpoint: dict, ckpt_path: Path, run_config: str | Path | None = None,
                        key: str = "ckpt_path", option: str = "run_config") -> tuple[DictConfig, str]:
-    """``(model config, where it was read)`` of a checkpoint, its ``_target_``s renamed where modules moved
-    (:mod:`utils.moved`), not yet checked nor instantiated.
+    """``(model config, where it was read)`` of a checkpoint, not yet checked nor instantiated.
 
     The config comes from ``run_config`` when given (a run's ``.hydra/config.yaml``, or any YAML with a
     ``model`` node), else from the checkpoint's own record (``checkpoint["genforge"]["model"]``, written by
@@ -195,8 +192,6 @@ def saved_model_config(checkpoint: dict, ckpt_path: Path, run_config: str | Path
         MissingFileError: no record, and no run config where it was looked for (names both).
         InputError: the run config has no ``model`` node with a ``_target_``.
     """
-    from utils.moved import update_targets
-
     record = checkpoint.get(IDENTITY_KEY)
     if run_config is None and isinstance(record, dict) and isinstance(record.get("model"), dict):
         model_cfg, source = OmegaConf.create(record["model"]), f"{key}={ckpt_path} (its record of the model)"
@@ -208,33 +203,30 @@ def saved_model_config(checkpoint: dict, ckpt_path: Path, run_config: str | Path
             raise InputError(f"{option}={config_file} has no 'model' node with a _target_: expected a run's "
                              ".hydra/config.yaml")
         model_cfg, source = run_cfg.model, str(config_file)
-    update_targets(model_cfg, "model")
     return model_cfg, source
 
 
 def load_run(ckpt_path: str | Path, run_config: str | None, overrides, paths: DictConfig,
-             trust_run_config: bool = False):
+             trust_run_config: bool = False, trusted_packages=()):
     """``(model in eval mode, run config)`` for a checkpoint: the run's config merged with ``overrides``
     (its ``paths`` replaced by the current ones), the model built from it, the weights loaded.
 
-    ``_target_``s naming a module that has since moved are renamed first (:mod:`utils.moved`). Unless
-    ``trust_run_config``, every ``_target_`` of the run's config must be on the allowlist of
-    :mod:`utils.target_allowlist` before anything is instantiated.
+    Unless ``trust_run_config``, every ``_target_`` of the run's config must be on the allowlist of
+    :mod:`utils.target_allowlist`, or in one of ``trusted_packages`` (the evaluating command's own config
+    key ``trusted_packages``, never the run's), before anything is instantiated.
 
     Raises:
-        MissingFileError, InputError: see :func:`find_run_config` and :func:`load_weights`.
+        MissingFileError, InputError: see :func:`find_run_config` and :func:`load_weights`; InputError
+            also for ``trusted_packages`` that are not package names.
         UntrustedConfigError: a ``_target_`` outside the allowlist, naming the key and the file.
     """
     from hydra.utils import instantiate
 
     ckpt_path = Path(ckpt_path)
     config_file = find_run_config(ckpt_path, run_config)
-    from utils.moved import update_targets
-
     run_cfg = OmegaConf.merge(OmegaConf.load(config_file), overrides or {})
-    update_targets(run_cfg)  # a run saved before a module moved names it as it was
     run_cfg.paths = paths
-    check_config_targets(run_cfg, str(config_file), trust_run_config)
+    check_config_targets(run_cfg, str(config_file), trust_run_config, trusted_packages=trusted_packages)
     model = instantiate(run_cfg.model)
     load_weights(model, ckpt_path)
     return model.eval(), run_cfg

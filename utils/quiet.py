@@ -1,12 +1,12 @@
 """Known console noise a user can do nothing about, silenced by its exact text.
 
-:func:`silence_known_noise` is called once at start-up by ``train.py``, ``evaluate.py`` and ``colorize.py``
-(at import time, so that processes ``ddp_spawn`` starts, which import the script again, get it too). Each
-filter names one message of one source; anything else of the same logger or module still shows. Noise
-silenced elsewhere, at its source: the FLOPs of the model summary (:mod:`callbacks.model_summary`), the
-"Checkpoint directory ... exists and is not empty." of a run resuming into its own folder
-(:mod:`callbacks.checkpoint`), Lightning's ``sync_dist`` advice for FID/KID and Parzen values, which are
-the same on every rank (:mod:`callbacks.evaluation` logs them with ``sync_dist=True``).
+:func:`silence_known_noise` is called once at start-up by :func:`utils.bootstrap.bootstrap`, which
+``train.py``, ``evaluate.py`` and ``colorize.py`` run at import time (so that processes ``ddp_spawn`` starts,
+which import the script again, get it too). Each filter names one message of one source; anything else of the
+same logger or module still shows. Noise silenced elsewhere, at its source: the FLOPs of the model summary
+(:mod:`callbacks.model_summary`), the "Checkpoint directory ... exists and is not empty." of a run resuming
+into its own folder (:mod:`callbacks.checkpoint`), Lightning's ``sync_dist`` advice for FID/KID and Parzen
+values, which are the same on every rank (:mod:`callbacks.evaluation` logs them with ``sync_dist=True``).
 """
 
 from __future__ import annotations

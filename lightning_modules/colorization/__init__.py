@@ -3,11 +3,3 @@ the U-Net generator on L, the PatchGAN discriminator and the colour metrics. Pre
 ``conf/model/colorizer_*.yaml``; data: ``data=photos`` (:mod:`datamodules.images.photos`); findings:
 ``docs/colorization.md``.
 """
-
-from utils.exports import lazy_exports
-
-__all__, __getattr__, __dir__ = lazy_exports(__name__, {
-    "ColorizationModule": ".module",
-    "PatchGANDiscriminator": ".patchgan",
-    "UNetGenerator": ".unet",
-})

@@ -141,9 +141,11 @@ class ColorizationModule(TwoPlayerModule):
         max_generator_steps: int | None = None,
         **renamed: float,
     ) -> None:
-        super().__init__(generator, discriminator, objective, optimizer_g, optimizer_d, n_critic,
-                         gradient_clip_val, max_col_norm, scheduler_g, scheduler_d, n_critic_burst,
-                         burst_first, burst_every, max_generator_steps)
+        super().__init__(generator=generator, discriminator=discriminator, objective=objective,
+                         optimizer_g=optimizer_g, optimizer_d=optimizer_d, n_critic=n_critic,
+                         gradient_clip_val=gradient_clip_val, max_col_norm=max_col_norm, scheduler_g=scheduler_g,
+                         scheduler_d=scheduler_d, n_critic_burst=n_critic_burst, burst_first=burst_first,
+                         burst_every=burst_every, max_generator_steps=max_generator_steps)
         # the locals are what save_plain_hyperparameters records: the new names only, ``renamed`` emptied
         weights = renamed_weights({"lambda_1": lambda_1, "lambda_2": lambda_2, "lambda_3": lambda_3}, renamed)
         lambda_1, lambda_2, lambda_3 = weights["lambda_1"], weights["lambda_2"], weights["lambda_3"]
@@ -176,21 +178,23 @@ class ColorizationModule(TwoPlayerModule):
     # ------------------------------------------------------------------ training
     def training_step(self, batch, batch_idx: int) -> None:
         lightness, ab = rgb_to_lab_scaled(batch[0])
-        opt_g, opt_d = self.players()
+        players = self.players()
+        opt_g, opt_d = players["generator"], players.get("discriminator")
         generator_step = self.count_critic_step()
         with torch.set_grad_enabled(generator_step):
             fake_ab = self.colorize(lightness)
 
         if opt_d is not None:
             with self.toggled_optimizer(opt_d):
-                self.discriminator_step(opt_d, self.discriminate(lightness, ab),
-                                        self.discriminate(lightness, fake_ab.detach()))
+                # the objective's discriminate(images, labels): the ab channels given their lightness L
+                self.discriminator_step(opt_d, lambda chroma, light: self.discriminate(light, chroma), ab,
+                                        fake_ab.detach(), lightness)
 
         if generator_step:
             with self.toggled_optimizer(opt_g):
                 fake_out = self.discriminate(lightness, fake_ab) if opt_d is not None else None
                 loss, logs = self.generator_loss(fake_ab, ab, fake_out)
-                self.update(opt_g, loss, self.generator)
+                self.update(opt_g, loss, "generator")
             self.log("train/g_loss", loss.detach(), prog_bar=True)
             self.log_dict(logs)
 

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from lightning_modules.networks.conditioning import as_int
 from lightning_modules.networks.dcgan import KERNEL, LEAKY_SLOPE, PADDING, dcgan_init_, downsampling_stack
+from lightning_modules.networks.normalization import spectral_norm_
 
 MAX_WIDTH_FACTOR = 8  # widths stop doubling at 8 * base_width (512 for base_width 64)
 
@@ -42,7 +43,9 @@ class PatchGANDiscriminator(nn.Module):
     (none with ``batch_norm=False``, for a WGAN critic). The output is a map of raw scores (no sigmoid, the
     objective applies it), one per overlapping ``receptive_field(n_layers)``-sided patch (70x70 for
     ``n_layers=3``): 256x256 -> 30x30, 70x70 -> 6x6, 64x64 -> 6x6. DCGAN init
-    (:func:`~lightning_modules.networks.dcgan.dcgan_init_`).
+    (:func:`~lightning_modules.networks.dcgan.dcgan_init_`), then with ``spectral_norm=True`` spectral
+    normalization of every convolution (Miyato et al. 2018,
+    :func:`~lightning_modules.networks.normalization.spectral_norm_`).
 
     Conditioning (colorization): the discriminator judges an image together with its condition, so
     ``forward(ab, cond=L)`` concatenates ``L`` ``(B, C_c, H, W)`` on channels (condition last) before the
@@ -54,6 +57,7 @@ class PatchGANDiscriminator(nn.Module):
         base_width: width of the first layer; doubles per layer up to ``8 * base_width``.
         n_layers: number of stride-2 layers (3: 70x70 patches, 1: 16x16 "PixelGAN"-like, 5: 286x286).
         batch_norm: BatchNorm in the hidden layers (default True, as in the paper).
+        spectral_norm: spectral normalization of every convolution (``model.discriminator.spectral_norm``).
 
     Shapes:
         ``forward(x: (B, C, H, W), cond: (B, C_c, H, W) | None) -> (B, 1, H', W')`` with ``C + C_c ==
@@ -69,7 +73,8 @@ class PatchGANDiscriminator(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int = 3, base_width: int = 64, n_layers: int = 3, batch_norm: bool = True
+        self, in_channels: int = 3, base_width: int = 64, n_layers: int = 3, batch_norm: bool = True,
+        spectral_norm: bool = False,
     ) -> None:
         super().__init__()
         owner = type(self).__name__
@@ -77,13 +82,15 @@ class PatchGANDiscriminator(nn.Module):
         self.base_width = as_int(base_width, "base_width", owner)
         self.n_layers = as_int(n_layers, "n_layers", owner)
         self.batch_norm = bool(batch_norm)
+        self.spectral_norm = bool(spectral_norm)
         self.specs = patchgan_layer_specs(self.n_layers)
         widths = [
             min(self.base_width * 2**i, MAX_WIDTH_FACTOR * self.base_width) for i in range(self.n_layers + 1)
         ]
         self.widths = tuple(widths)
 
-        strided = downsampling_stack(self.in_channels, self.widths[:-1], self.batch_norm)
+        normalization = "batch" if self.batch_norm else "none"
+        strided = downsampling_stack(self.in_channels, self.widths[:-1], normalization)
         kernel, stride, padding = self.specs[-2]
         last_hidden: list[nn.Module] = [
             nn.Conv2d(self.widths[-2], self.widths[-1], kernel, stride, padding, bias=not self.batch_norm)
@@ -95,6 +102,8 @@ class PatchGANDiscriminator(nn.Module):
         kernel, stride, padding = self.specs[-1]
         self.head = nn.Conv2d(self.widths[-1], 1, kernel, stride, padding)
         dcgan_init_(self)
+        if self.spectral_norm:
+            spectral_norm_(self)
 
     @staticmethod
     def receptive_field(n_layers: int = 3) -> int:

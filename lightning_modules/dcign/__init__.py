@@ -3,12 +3,3 @@
 first-sample variant), encoder/decoder networks and the disentanglement measures. Presets:
 ``conf/model/dcign{,_baseline}.yaml``; data: :mod:`datamodules.factors`; findings: ``docs/dcign.md``.
 """
-
-from utils.exports import lazy_exports
-
-__all__, __getattr__, __dir__ = lazy_exports(__name__, {
-    "ClampInactive": ".invariance",
-    "DCIGNModule": ".module",
-    "DCIGNEncoder": ".networks",
-    "DCIGNDecoder": ".networks",
-})

@@ -2,13 +2,3 @@
 E-step path heuristic, L-BFGS-B M-step, sufficient statistics and the shallow-GMM baseline. Preset:
 ``conf/model/deep_gmm.yaml``; data: :mod:`datamodules.patches`; findings: ``docs/deep_gmm.md``.
 """
-
-from utils.exports import lazy_exports
-
-__all__, __getattr__, __dir__ = lazy_exports(__name__, {
-    "DeepGMMModule": ".module",
-    "NodeObjective": ".mstep",
-    "NodeResult": ".mstep",
-    "DeepGMM": ".networks",
-    "EMStatistics": ".stats",
-})

@@ -4,12 +4,3 @@ LightningModule (its loop) and the MLP/maxout networks of the 2014 paper. Shared
 adversarial objective), :mod:`lightning_modules.networks` (DCGAN, auto-encoder, conditioning). Presets:
 ``conf/model/{gan,dcgan,lsgan,ebgan,wgan,cgan}.yaml``; findings: ``docs/gan.md``.
 """
-
-from utils.exports import lazy_exports
-
-__all__, __getattr__, __dir__ = lazy_exports(__name__, {
-    "Maxout": ".mlp",
-    "MLPGenerator": ".mlp",
-    "MaxoutDiscriminator": ".mlp",
-    "AdversarialModule": ".module",
-})

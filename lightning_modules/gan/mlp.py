@@ -21,6 +21,7 @@ from lightning_modules.networks.conditioning import (
     check_images,
     check_latent,
 )
+from lightning_modules.networks.normalization import spectral_norm_
 
 
 def _uniform_init_(module: nn.Module, init_range: float) -> None:
@@ -190,6 +191,9 @@ class MaxoutDiscriminator(nn.Module):
         num_classes: conditioning width ``K`` (0 = unconditional); ``cond`` is appended to the flattened
             image (Mirza & Osindero 2014, Sec. 3.2).
         init_range: half-width of the uniform weight init.
+        spectral_norm: spectral normalization of every linear map, the maxout layers' and the output's
+            (Miyato et al. 2018, :func:`~lightning_modules.networks.normalization.spectral_norm_`; applied
+            after the init; ``model.discriminator.spectral_norm``).
 
     Shapes:
         ``forward(x: (B, C, S, S), cond: (B, K) | None) -> (B,)`` raw scores (logits, unbounded); ``x`` in
@@ -210,6 +214,7 @@ class MaxoutDiscriminator(nn.Module):
         input_dropout: float = 0.2,
         num_classes: int = 0,
         init_range: float = 0.005,
+        spectral_norm: bool = False,
     ) -> None:
         super().__init__()
         owner = type(self).__name__
@@ -230,6 +235,9 @@ class MaxoutDiscriminator(nn.Module):
         layers.append(nn.Linear(width, 1))
         self.net = nn.Sequential(*layers)
         _uniform_init_(self, init_range)
+        self.spectral_norm = bool(spectral_norm)
+        if self.spectral_norm:
+            spectral_norm_(self)
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         """Score images: ``(B, C, S, S)`` (+ ``(B, K)``) -> ``(B,)`` logits."""

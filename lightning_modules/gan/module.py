@@ -96,9 +96,11 @@ class AdversarialModule(TwoPlayerModule):
         max_generator_steps: int | None = None,
         simultaneous: bool = False,
     ) -> None:
-        super().__init__(generator, discriminator, objective, optimizer_g, optimizer_d, n_critic,
-                         gradient_clip_val, max_col_norm, scheduler_g, scheduler_d, n_critic_burst, burst_first,
-                         burst_every, max_generator_steps)
+        super().__init__(generator=generator, discriminator=discriminator, objective=objective,
+                         optimizer_g=optimizer_g, optimizer_d=optimizer_d, n_critic=n_critic,
+                         gradient_clip_val=gradient_clip_val, max_col_norm=max_col_norm, scheduler_g=scheduler_g,
+                         scheduler_d=scheduler_d, n_critic_burst=n_critic_burst, burst_first=burst_first,
+                         burst_every=burst_every, max_generator_steps=max_generator_steps)
         if noise not in ("normal", "uniform"):
             raise ValueError(f"model.noise must be 'normal' or 'uniform', got {noise!r}")
         if not noise_bound > 0:
@@ -214,7 +216,8 @@ class AdversarialModule(TwoPlayerModule):
     def training_step(self, batch, batch_idx: int) -> None:
         real, labels = batch
         real = self.to_network(real)
-        opt_g, opt_d = self.players()
+        players = self.players()
+        opt_g, opt_d = players["generator"], players["discriminator"]
         generator_step = self.count_critic_step()
         z = self.noise(real.shape[0], device=self.device)
         with torch.set_grad_enabled(generator_step):
@@ -225,13 +228,12 @@ class AdversarialModule(TwoPlayerModule):
         else:
             # Discriminator (critic) step: maximise the objective on real vs generated images.
             with self.toggled_optimizer(opt_d):
-                self.discriminator_step(opt_d, self.discriminate(real, labels),
-                                        self.discriminate(fake.detach(), labels))
+                self.discriminator_step(opt_d, self.discriminate, real, fake.detach(), labels)
             if not generator_step:
                 return
             with self.toggled_optimizer(opt_g):
                 g_loss, g_logs = self.objective.generator_loss(self.discriminate(fake, labels))
-                self.update(opt_g, g_loss, self.generator)
+                self.update(opt_g, g_loss, "generator")
         if self.generator_ema is not None:
             self.generator_ema.update_parameters(self.generator)
         self.log("train/g_loss", g_loss.detach(), prog_bar=True)
@@ -248,15 +250,18 @@ class AdversarialModule(TwoPlayerModule):
         as DDP's reducer needs (two backward passes through both networks stop it)."""
         fake_in = fake.detach().requires_grad_(True)
         fake_out = self.discriminate(fake_in, labels)
-        d_loss, d_logs = self.objective.discriminator_loss(self.discriminate(real, labels), fake_out)
+        # the objective's penalty (R1, WGAN-GP) reruns the discriminator on detached inputs: it is part of
+        # d_loss only, whose backward below reaches the discriminator's parameters alone
+        d_loss, d_logs = self.objective.penalized_discriminator_loss(
+            self.discriminate(real, labels), fake_out, self.discriminate, real, fake.detach(), labels)
         g_loss, g_logs = self.objective.generator_loss(fake_out)
         opt_d.zero_grad(set_to_none=True)
         opt_g.zero_grad(set_to_none=True)
         (grad_fake,) = torch.autograd.grad(g_loss, fake_in, retain_graph=True)
         self.manual_backward(d_loss, inputs=list(self.discriminator.parameters()))
         self.manual_backward((fake * grad_fake.to(fake.dtype)).sum())
-        self.step(opt_d, self.discriminator)
-        self.step(opt_g, self.generator)
+        self.step(opt_d, "discriminator")
+        self.step(opt_g, "generator")
         self.log_discriminator(d_loss, d_logs)
         return g_loss, g_logs
 
@@ -265,6 +270,7 @@ class AdversarialModule(TwoPlayerModule):
         real, labels = batch
         fake = self.generator_output(self.noise(real.shape[0], device=self.device), labels)
         fake_out = self.discriminate(fake, labels)
+        # the objective's loss without its penalty: inference mode records no input gradient
         d_loss, d_logs = self.objective.discriminator_loss(self.discriminate(self.to_network(real), labels), fake_out)
         g_loss, _ = self.objective.generator_loss(fake_out)
         self.log_dict({f"{split}/d_loss": d_loss, f"{split}/g_loss": g_loss,
@@ -275,3 +281,9 @@ class AdversarialModule(TwoPlayerModule):
 
     def test_step(self, batch, batch_idx: int) -> None:
         self._evaluation_step(batch, "test")
+
+    @property
+    def label_classes(self) -> int:
+        """Classes :meth:`generate` is conditioned on (``model.num_classes``), 0 when unconditional; the
+        sample grid's columns (:class:`callbacks.protocols.FixedNoise`)."""
+        return int(self.hparams.num_classes) if self.hparams.conditional else 0

@@ -3,11 +3,3 @@ discriminator and building blocks (also the colorizer's U-Net and PatchGAN's), E
 discriminator (the GAN family and the EBGAN colorizers) and the conditioning helpers. Networks of one
 family live in its package (e.g. :mod:`lightning_modules.gan.mlp`).
 """
-
-from utils.exports import lazy_exports
-
-__all__, __getattr__, __dir__ = lazy_exports(__name__, {
-    "AutoEncoderDiscriminator": ".autoencoder",
-    "DCGANGenerator": ".dcgan",
-    "DCGANDiscriminator": ".dcgan",
-})

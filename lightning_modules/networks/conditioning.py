@@ -54,14 +54,28 @@ def as_int_tuple(values: Iterable[object], name: str, owner: str) -> tuple[int, 
     return result
 
 
-def check_cond(cond: Tensor | None, num_classes: int, batch_size: int, owner: str) -> Tensor | None:
-    """Validate a conditioning tensor against the network's ``num_classes``.
+def check_cond(
+    cond: Tensor | None,
+    num_classes: int,
+    batch_size: int,
+    owner: str,
+    name: str = "cond",
+    key: str = "num_classes",
+    meaning: str = "one-hot class or multi-hot attributes",
+) -> Tensor | None:
+    """Validate a conditioning vector against the network's conditioning width.
+
+    Shared by the GAN-family networks (``cond``, width ``num_classes``) and the PixelCNNs (``h``, width
+    ``cond_dim``: :func:`lightning_modules.pixelcnn.conditioning.check_h`).
 
     Args:
         cond: ``(B, num_classes)`` float (one-hot or multi-hot) when ``num_classes > 0``; ``None`` otherwise.
         num_classes: the network's conditioning width ``K`` (0 = unconditional).
         batch_size: ``B`` of the main input; ``cond`` must match it.
         owner: the network's class name, used in error messages.
+        name: the argument's name in error messages (``cond``, the PixelCNNs' ``h``).
+        key: the width's config name in error messages (``num_classes``, the PixelCNNs' ``cond_dim``).
+        meaning: what the vector holds, for the error messages.
 
     Returns:
         ``None`` for an unconditional network, else ``cond`` as a floating tensor (integer one-hot
@@ -70,28 +84,31 @@ def check_cond(cond: Tensor | None, num_classes: int, batch_size: int, owner: st
     Raises:
         TypeError: ``cond`` is neither ``None`` nor a tensor (conditional network).
         ValueError: ``cond`` given to an unconditional network, missing for a conditional one, or not
-            of shape ``(batch_size, num_classes)``.
+            of shape ``(batch_size, num_classes)``; the message names ``name`` and ``key``.
     """
     if num_classes == 0:
         if cond is not None:
+            shape = tuple(cond.shape) if isinstance(cond, Tensor) else type(cond)
             raise ValueError(
-                f"{owner} is unconditional (num_classes=0) but got cond of shape {tuple(cond.shape)}; "
-                "pass cond=None or build the network with num_classes > 0"
+                f"{owner} has {key}=0 (unconditional) but got {name} of shape {shape}; "
+                f"pass {name}=None or build the network with {key} > 0"
             )
         return None
     if cond is None:
         raise ValueError(
-            f"{owner} is conditional (num_classes={num_classes}) and needs cond of shape "
-            f"(B, {num_classes}) (one-hot class or multi-hot attributes), got None"
+            f"{owner} is conditional ({key}={num_classes}) and needs {name} of shape "
+            f"(B, {num_classes}) ({meaning}), got None"
         )
     if not isinstance(cond, Tensor):
-        raise TypeError(f"{owner}: cond must be a torch.Tensor of shape (B, {num_classes}), got {type(cond)}")
+        raise TypeError(
+            f"{owner}: {name} must be a torch.Tensor of shape (B, {num_classes}), got {type(cond)}"
+        )
     if cond.dim() != 2 or cond.shape[0] != batch_size or cond.shape[1] != num_classes:
         raise ValueError(
-            f"{owner}: expected cond of shape ({batch_size}, {num_classes}) "
-            f"(batch size, num_classes; one-hot/multi-hot float), got {tuple(cond.shape)}"
+            f"{owner}: expected {name} of shape ({batch_size}, {num_classes}) "
+            f"(batch size, {key}; {meaning}, float), got {tuple(cond.shape)}"
             + (
-                "; class indices must be one-hot encoded first, e.g. F.one_hot(y, num_classes).float()"
+                f"; class indices must be one-hot encoded first, e.g. F.one_hot(y, {key}).float()"
                 if cond.dim() == 1
                 else ""
             )

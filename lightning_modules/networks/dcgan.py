@@ -33,6 +33,11 @@ from lightning_modules.networks.conditioning import (
     check_images,
     check_latent,
 )
+from lightning_modules.networks.normalization import (
+    normalization_layer,
+    resolve_normalization,
+    spectral_norm_,
+)
 
 MIN_BASE = 3
 MAX_BASE = 7
@@ -104,15 +109,17 @@ def project_block(in_features: int, out_channels: int, base: int) -> nn.Sequenti
 
 
 def extra_layers(width: int, count: int, activation: Callable[[], nn.Module],
-                 batch_norm: bool = True) -> list[nn.Module]:
+                 normalization: str = "batch") -> list[nn.Module]:
     """``count`` resolution-keeping layers ``(B, width, s, s) -> (B, width, s, s)``: 3x3 stride-1
-    convolutions, each with BatchNorm (unless ``batch_norm=False``) and an ``activation()``; the
-    ``n_extra_layers`` of the WGAN reference code (martinarjovsky/WassersteinGAN ``models/dcgan.py``)."""
+    convolutions, each with a ``normalization`` (``"batch"``, ``"layer"`` or ``"none"``,
+    :func:`~lightning_modules.networks.normalization.normalization_layer`) and an ``activation()``; the
+    ``n_extra_layers`` of the WGAN reference code (martinarjovsky/WassersteinGAN ``models/dcgan.py``).
+    Convolutions followed by batch norm have no bias."""
     layers: list[nn.Module] = []
     for _ in range(count):
-        layers.append(nn.Conv2d(width, width, 3, 1, 1, bias=not batch_norm))
-        if batch_norm:
-            layers.append(nn.BatchNorm2d(width))
+        norm = normalization_layer(normalization, width)
+        layers.append(nn.Conv2d(width, width, 3, 1, 1, bias=normalization != "batch"))
+        layers += [norm] if norm is not None else []
         layers.append(activation())
     return layers
 
@@ -137,26 +144,27 @@ def upsampling_stack(widths: Sequence[int], out_channels: int, n_extra_layers: i
     return nn.Sequential(*layers)
 
 
-def downsampling_stack(in_channels: int, widths: Sequence[int], batch_norm: bool = True,
+def downsampling_stack(in_channels: int, widths: Sequence[int], normalization: str = "batch",
                        n_extra_layers: int = 0) -> nn.Sequential:
     """Stride-2 conv stack: ``(B, in_channels, S, S) -> (B, widths[-1], S / 2**n, S / 2**n)``.
 
-    ``n = len(widths)`` layers ``-> widths[i]``, each conv + LeakyReLU(0.2); BatchNorm on every layer but
-    the first (Radford et al. 2016, Sec. 3), and on none when ``batch_norm=False`` (a critic for the
-    WGAN gradient penalty, Gulrajani et al. 2017, Sec. 4). Convs followed by BatchNorm have no bias.
-    ``n_extra_layers`` 3x3 layers at ``widths[0]`` follow the first (:func:`extra_layers`, with BatchNorm
-    unless ``batch_norm=False``, as the WGAN reference code's critic).
+    ``n = len(widths)`` layers ``-> widths[i]``, each conv + LeakyReLU(0.2); a ``normalization`` on every
+    layer but the first: ``"batch"`` (Radford et al. 2016, Sec. 3), ``"layer"`` or ``"none"`` (a critic for
+    the WGAN gradient penalty, Gulrajani et al. 2017, Sec. 4;
+    :func:`~lightning_modules.networks.normalization.normalization_layer`). Convs followed by batch norm
+    have no bias. ``n_extra_layers`` 3x3 layers at ``widths[0]`` follow the first (:func:`extra_layers`,
+    with the same normalization, as the WGAN reference code's critic).
     """
     layers: list[nn.Module] = []
     w_in = in_channels
     for i, w_out in enumerate(widths):
-        use_bn = batch_norm and i > 0
-        layers.append(nn.Conv2d(w_in, w_out, KERNEL, STRIDE, PADDING, bias=not use_bn))
-        if use_bn:
-            layers.append(nn.BatchNorm2d(w_out))
+        norm = normalization_layer(normalization, w_out) if i > 0 else None
+        batch_norm = isinstance(norm, nn.BatchNorm2d)
+        layers.append(nn.Conv2d(w_in, w_out, KERNEL, STRIDE, PADDING, bias=not batch_norm))
+        layers += [norm] if norm is not None else []
         layers.append(nn.LeakyReLU(LEAKY_SLOPE))
         if i == 0:
-            layers += extra_layers(w_out, n_extra_layers, lambda: nn.LeakyReLU(LEAKY_SLOPE), batch_norm)
+            layers += extra_layers(w_out, n_extra_layers, lambda: nn.LeakyReLU(LEAKY_SLOPE), normalization)
         w_in = w_out
     return nn.Sequential(*layers)
 
@@ -225,20 +233,26 @@ class DCGANDiscriminator(nn.Module):
     """DCGAN discriminator / critic (Radford et al. 2016, Sec. 3), the mirror of :class:`DCGANGenerator`.
 
     ``x (+ cond maps) -> n stride-2 convs (widths base_width, 2*base_width, ...) -> base x base conv -> (B,)``.
-    LeakyReLU(0.2) everywhere, BatchNorm on all but the first layer (none when ``batch_norm=False``, the
-    WGAN-GP critic of Gulrajani et al. 2017, Sec. 4, where batch-coupled normalisation is avoided). The
-    final ``base x base`` convolution (a linear layer over the last feature map) outputs raw scores:
-    no sigmoid, the objective applies it. A conditional discriminator receives ``cond`` as ``K`` constant
-    input channels. DCGAN init (:func:`dcgan_init_`).
+    LeakyReLU(0.2) everywhere, BatchNorm on all but the first layer (``normalization="batch"``, the paper);
+    layer norm (``"layer"``) or none (``"none"``) for the WGAN-GP critic of Gulrajani et al. 2017, Sec. 4,
+    where batch-coupled normalisation is avoided. The final ``base x base`` convolution (a linear layer over
+    the last feature map) outputs raw scores: no sigmoid, the objective applies it. A conditional
+    discriminator receives ``cond`` as ``K`` constant input channels. DCGAN init (:func:`dcgan_init_`), then
+    with ``spectral_norm=True`` spectral normalization of every convolution, the head's included (Miyato et
+    al. 2018, :func:`~lightning_modules.networks.normalization.spectral_norm_`).
 
     Args:
         channels: image channels ``C``.
         image_size: square image side ``S`` (see :func:`dcgan_geometry`).
         base_width: width of the first conv layer; doubles per layer.
         num_classes: conditioning width ``K`` (0 = unconditional).
-        batch_norm: BatchNorm in the hidden layers (default True, as in the paper).
+        batch_norm: the older flag for ``normalization`` (``True``: ``"batch"``, ``False``: ``"none"``), kept
+            for run configs and checkpoints that set it; ``None``: ``normalization`` decides.
         n_extra_layers: 3x3 layers after the first, at its resolution (the WGAN reference code's
             ``n_extra_layers``; 0 is the paper's network).
+        normalization: the hidden layers' normalization, ``"batch"`` (the paper), ``"layer"`` or ``"none"``
+            (``model.discriminator.normalization``); ``None``: from ``batch_norm``, else ``"batch"``.
+        spectral_norm: spectral normalization of every convolution (``model.discriminator.spectral_norm``).
 
     Shapes:
         ``forward(x: (B, C, S, S) in [-1, 1], cond: (B, K) | None) -> (B,)`` logits / critic values.
@@ -247,8 +261,9 @@ class DCGANDiscriminator(nn.Module):
         downsample: :func:`downsampling_stack`; ``head``: the final ``base x base`` conv to one channel.
 
     Raises:
-        ValueError: unsupported ``data.image_size`` or invalid arguments at construction; ``x`` not
-            ``(B, C, S, S)``; ``cond`` given when ``K == 0``, missing when ``K > 0``, or not ``(B, K)``.
+        ValueError: unsupported ``data.image_size`` or invalid arguments at construction (an unknown
+            ``normalization``, or one that ``batch_norm`` contradicts); ``x`` not ``(B, C, S, S)``; ``cond``
+            given when ``K == 0``, missing when ``K > 0``, or not ``(B, K)``.
     """
 
     def __init__(
@@ -257,8 +272,10 @@ class DCGANDiscriminator(nn.Module):
         image_size: int = 28,
         base_width: int = 64,
         num_classes: int = 0,
-        batch_norm: bool = True,
+        batch_norm: bool | None = None,
         n_extra_layers: int = 0,
+        normalization: str | None = None,
+        spectral_norm: bool = False,
     ) -> None:
         super().__init__()
         owner = type(self).__name__
@@ -267,14 +284,18 @@ class DCGANDiscriminator(nn.Module):
         self.image_size = as_int(image_size, "data.image_size", owner)
         self.base_width = as_int(base_width, "base_width", owner)
         self.num_classes = as_int(num_classes, "num_classes", owner, minimum=0)
-        self.batch_norm = bool(batch_norm)
+        self.normalization = resolve_normalization(batch_norm, normalization, owner)
+        self.batch_norm = self.normalization == "batch"
+        self.spectral_norm = bool(spectral_norm)
         self.base, self.num_scales = dcgan_geometry(self.image_size, owner)
         self.widths = tuple(reversed(dcgan_widths(self.base_width, self.num_scales)))
 
-        self.downsample = downsampling_stack(self.channels + self.num_classes, self.widths, self.batch_norm,
-                                             self.n_extra_layers)
+        self.downsample = downsampling_stack(self.channels + self.num_classes, self.widths,
+                                             self.normalization, self.n_extra_layers)
         self.head = nn.Conv2d(self.widths[-1], 1, kernel_size=self.base, stride=1, padding=0)
         dcgan_init_(self)
+        if self.spectral_norm:
+            spectral_norm_(self)
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         """Score images: ``(B, C, S, S)`` (+ ``(B, K)``) -> ``(B,)`` raw scores."""

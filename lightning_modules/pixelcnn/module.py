@@ -12,8 +12,9 @@ from torch import Tensor
 
 from lightning_modules.loading import LoadsFromCheckpoint
 from lightning_modules.optimization import ConfiguredModule
+from lightning_modules.pixelcnn.conditioning import ConditionMap
 from lightning_modules.pixelcnn.likelihood import nats_to_bits_per_dim, nll_nats
-from lightning_modules.pixelcnn.networks import ConditionMap, from_levels
+from lightning_modules.pixelcnn.networks import from_levels
 from lightning_modules.pixelcnn.sampling import sample as sample_levels
 from utils.hashing import hashed_uniform, mix64
 
@@ -43,7 +44,7 @@ class PixelCNNModule(LoadsFromCheckpoint, ConfiguredModule):
     the decoder's likelihood; its sample grid samples from the codes of the first validation images.
     Location-dependent conditioning (eq. 5): when the network has ``cond_map_channels = K' > 0``
     (``model.network.cond_map_channels``), the module builds ``m`` (:attr:`cond_map`, a
-    :class:`~lightning_modules.pixelcnn.networks.ConditionMap` of width ``cond_map_hidden``), a
+    :class:`~lightning_modules.pixelcnn.conditioning.ConditionMap` of width ``cond_map_hidden``), a
     deconvolutional network from ``h`` (class or code) to a map ``s = m(h)`` ``(B, K', H, W)`` that every
     layer adds through 1 x 1 convolutions; ``m`` trains with the model and sampling passes ``s`` too. The
     network keeps eq. 4's ``V^T h`` unless ``vector_conditioning=False`` (eq. 5 alone, as the paper writes it).
@@ -281,6 +282,12 @@ class PixelCNNModule(LoadsFromCheckpoint, ConfiguredModule):
         if hp.conditional and labels is None:
             labels = torch.randint(hp.num_classes, (num_samples,), generator=generator)
         return self.generate(z, None if labels is None else labels.to(self.device))
+
+    @property
+    def label_classes(self) -> int:
+        """Classes :meth:`generate` is conditioned on (``model.num_classes``), 0 when unconditional; the
+        sample grid's columns (:class:`callbacks.protocols.FixedNoise`)."""
+        return int(self.hparams.num_classes) if self.hparams.conditional else 0
 
 
 def check_monitor(monitor: str, prefix: str) -> str:

@@ -40,15 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lightning_modules.pixelcnn.networks import (
-    GatedPixelCNN,
-    PixelCNN,
-    check_h,
-    check_pixel_input,
-    check_s,
-    from_levels,
-    gate,
-)
+from lightning_modules.pixelcnn.conditioning import check_h, check_s
+from lightning_modules.pixelcnn.networks import GatedPixelCNN, PixelCNN, check_pixel_input, from_levels, gate
 
 __all__ = [
     "CachedGatedSampler",

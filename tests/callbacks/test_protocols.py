@@ -34,8 +34,8 @@ FAMILIES = {
 
 
 def test_a_protocol_lists_its_own_and_its_bases_members():
-    assert members(FixedNoise) == ("fixed_z", "fixed_labels", "generate")
-    assert members(LatentPrior) == ("fixed_z", "fixed_labels", "generate", "noise", "random_labels")
+    assert members(FixedNoise) == ("fixed_z", "fixed_labels", "label_classes", "generate")
+    assert members(LatentPrior) == ("fixed_z", "fixed_labels", "label_classes", "generate", "noise", "random_labels")
     assert members(Samples) == ("sample_metrics", "has_ema", "sample")
     assert not offers(None, SplitDatasets)
 
@@ -48,5 +48,7 @@ def test_every_preset_offers_the_protocols_of_its_family(family, preset, tmp_pat
     assert {p for p in PROTOCOLS if offers(module, p)} == expected
     datamodule = instantiate(cfg.data)
     assert offers(datamodule, SplitDatasets)
+    if offers(module, FixedNoise):  # the sample grid's columns: one per class of a conditional model
+        assert module.label_classes == (cfg.model.num_classes if cfg.model.get("conditional") else 0)
     if offers(module, Samples):  # FID/KID and Parzen measure the GAN family only
         assert module.sample_metrics == (family == "gan") and module.has_ema is False

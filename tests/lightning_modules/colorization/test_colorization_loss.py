@@ -30,9 +30,10 @@ def one_training_step(preset: str, tmp_path) -> tuple[torch.Tensor, dict, torch.
     rgb = torch.rand(BATCH, 3, SIZE, SIZE) * 2 - 1
     seen: dict = {"logs": {}}
     model.generator.register_forward_hook(lambda module, inputs, output: seen.__setitem__("fake_ab", output))
-    model.players = lambda: ("opt_g", None if model.discriminator is None else "opt_d")
+    roles = ("generator",) if model.discriminator is None else ("generator", "discriminator")
+    model.players = lambda: {role: f"opt_{role[0]}" for role in roles}
     model.toggled_optimizer = lambda optimizer: nullcontext()
-    model.update = lambda optimizer, loss, network: seen.__setitem__(optimizer, loss)
+    model.update = lambda optimizer, loss, role: seen.__setitem__(optimizer, loss)
     model.log = lambda name, value, **kwargs: seen["logs"].__setitem__(name, value)
     model.log_dict = lambda values, **kwargs: seen["logs"].update(values)
     model.training_step((rgb,), 0)

@@ -101,7 +101,8 @@ def test_the_budget_stops_mid_epoch_with_a_last_validation(tmp_path):
 
 
 def test_presets_state_their_budget_in_generator_iterations(tmp_path):
-    for preset, steps, batch in [("gan", 4000, 100), ("dcgan", 1240, 64), ("wgan", 1500, 64), ("cgan", 1240, 64)]:
+    for preset, steps, batch in [("gan", 4000, 100), ("dcgan", 1240, 64), ("wgan", 1500, 64), ("cgan", 1240, 64),
+                                 ("lsgan", 1240, 64), ("ebgan", 1240, 64)]:
         cfg = compose_train([f"model={preset}"], tmp_path)
         assert (cfg.model.max_generator_steps, cfg.trainer.max_epochs, cfg.data.batch_size) == (steps, -1, batch)
     cfg = compose_train(["model=wgan", "model.max_generator_steps=10", "data.batch_size=32"], tmp_path)
@@ -110,6 +111,27 @@ def test_presets_state_their_budget_in_generator_iterations(tmp_path):
     assert cfg.trainer.max_epochs == 20  # other methods keep their epochs
     cfg = compose_train(["experiment=wgan_celeba"], tmp_path)
     assert (cfg.model.max_generator_steps, cfg.trainer.max_epochs) == (None, 25)  # an experiment's epochs
+
+
+def test_presets_composed_from_dcgan_differ_from_it_only_where_they_say(tmp_path):
+    """lsgan, cgan, ebgan and wgan compose from dcgan.yaml (`- dcgan`, `- override ...`): every other key is
+    dcgan's, and the keys they name are theirs."""
+    from omegaconf import OmegaConf
+
+    def model(preset):
+        return OmegaConf.to_container(compose_train([f"model={preset}"], tmp_path).model)
+
+    dcgan = model("dcgan")
+    differs = {"lsgan": {"objective"}, "cgan": {"conditional"},
+               "ebgan": {"discriminator", "objective", "optimizer_g", "optimizer_d"},
+               "wgan": {"objective", "optimizer_g", "optimizer_d", "n_critic", "n_critic_burst", "burst_first",
+                        "burst_every", "max_generator_steps"}}
+    for preset, keys in differs.items():
+        other = model(preset)
+        assert {k for k in dcgan.keys() | other.keys() if dcgan.get(k, "absent") != other.get(k, "absent")} == keys
+    assert model("lsgan")["objective"]["_target_"].endswith("LSGANObjective")
+    assert model("ebgan")["optimizer_g"] == {**dcgan["optimizer_g"], "lr": 0.0005}
+    assert model("wgan")["optimizer_d"]["_target_"] == "torch.optim.RMSprop"
 
 
 def test_output_bias_from_the_training_pixels_marginals(tmp_path):

@@ -237,7 +237,7 @@ def test_condition_map_is_built_from_the_condition_trained_and_sampled():
     (B, K, H, W)), the likelihood depends on it and trains it, and sampling passes s = m(h) to the cached
     sampler and the full one alike."""
     from lightning_modules.dcign.networks import DCIGNEncoder
-    from lightning_modules.pixelcnn.networks import ConditionMap
+    from lightning_modules.pixelcnn.conditioning import ConditionMap
 
     torch.manual_seed(0)
     net = functools.partial(GatedPixelCNN, hidden=4, layers=2, kernel_size=3, cond_map_channels=2)

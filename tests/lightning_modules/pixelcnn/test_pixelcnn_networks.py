@@ -15,11 +15,11 @@ import pytest
 import torch
 from torch import nn
 
+from lightning_modules.pixelcnn.conditioning import ConditionMap, LayerConditioning, check_h
 from lightning_modules.pixelcnn.likelihood import bits_per_dim, nats_to_bits_per_dim, nll_nats
+from lightning_modules.pixelcnn.masks import MaskedConv2d
 from lightning_modules.pixelcnn.networks import (
-    ConditionMap,
     GatedPixelCNN,
-    MaskedConv2d,
     PixelCNN,
     PixelCNNResidualBlock,
     from_levels,
@@ -332,6 +332,38 @@ def test_output_shapes(kind: str, channels: int, levels: int) -> None:
     assert torch.isfinite(out).all()
     loss = torch.nn.functional.cross_entropy(out, to_levels(x, levels))
     loss.backward()
+
+
+def test_layer_conditioning_adds_v_h_and_v_conv_s() -> None:
+    """Eqs. 4-5 of the Gated PixelCNN paper: ``V^T h`` broadcast over the map plus the 1x1 convolution
+    ``V * s``; a width of 0 leaves its term out, and neither term gives ``None``."""
+    terms = LayerConditioning(cond_dim=2, map_channels=1, width=3)
+    with torch.no_grad():
+        terms.vector.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]]))  # (width, K)
+        terms.map.weight.copy_(torch.tensor([1.0, -1.0, 0.5]).view(3, 1, 1, 1))  # (width, K', 1, 1)
+    h = torch.tensor([[3.0, 5.0]])
+    s = torch.tensor([[[[1.0, 2.0], [4.0, 8.0]]]])  # (1, 1, 2, 2)
+    out = terms(h, s)
+    assert out.shape == (1, 3, 2, 2)
+    assert torch.equal(out[0, 0], torch.tensor([[4.0, 5.0], [7.0, 11.0]]))  # 3 + s
+    assert torch.equal(out[0, 1], torch.tensor([[9.0, 8.0], [6.0, 2.0]]))  # 10 - s
+    assert torch.equal(out[0, 2], torch.tensor([[8.5, 9.0], [10.0, 12.0]]))  # 8 + s / 2
+    assert torch.equal(terms(h, None)[0, :, 0, 0], torch.tensor([3.0, 10.0, 8.0]))
+    assert LayerConditioning(0, 0, 3)(h, s) is None
+    assert LayerConditioning(0, 1, 3).vector is None and LayerConditioning(2, 0, 3).map is None
+
+
+def test_check_h_names_h_and_cond_dim() -> None:
+    """The shared check_cond with the PixelCNNs' names; an integer one-hot h comes back as float."""
+    assert check_h(None, 0, BATCH, "Net") is None
+    h = check_h(one_hot(BATCH, 3).long(), 3, BATCH, "Net")
+    assert h.dtype == torch.float32 and torch.equal(h, one_hot(BATCH, 3))
+    with pytest.raises(ValueError, match=r"Net has cond_dim=0 \(unconditional\) but got h of shape \(4, 3\)"):
+        check_h(one_hot(BATCH, 3), 0, BATCH, "Net")
+    with pytest.raises(ValueError, match=r"expected h of shape \(4, 3\) \(batch size, cond_dim; .* \(3, 3\)"):
+        check_h(one_hot(3, 3), 3, BATCH, "Net")
+    with pytest.raises(TypeError, match=r"Net: h must be a torch.Tensor"):
+        check_h([[1.0, 0.0, 0.0]], 3, 1, "Net")
 
 
 @pytest.mark.parametrize("size", [5, 8, 28])
