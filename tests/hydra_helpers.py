@@ -33,6 +33,13 @@ def presets(family: str) -> list[str]:
             if (preset_target(p.stem) or "").startswith(f"lightning_modules.{family}.")]
 
 
+def families() -> list[str]:
+    """The method families: every folder ``lightning_modules/<family>/`` with a ``module.py`` and at least one
+    preset in ``conf/model/``, found by listing, so a new family is tested without editing a test."""
+    return [p.parent.name for p in sorted((ROOT / "lightning_modules").glob("*/module.py"))
+            if presets(p.parent.name)]
+
+
 def compose_train(overrides: list[str], output_dir: Path, config_name: str = "train") -> DictConfig:
     """The config ``train.py`` would run with ``overrides``, writing into ``output_dir``."""
     GlobalHydra.instance().clear()

@@ -16,7 +16,7 @@ import torch
 from omegaconf import OmegaConf
 from pytorch_lightning import Trainer
 
-from tests.hydra_helpers import compose_train, run_train
+from tests.hydra_helpers import compose_train, families, run_train
 from utils.errors import InputError, MissingFileError, UntrustedConfigError
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -46,6 +46,10 @@ FAMILIES = {
                  ["model=gated_pixelcnn", "data=digits", "model.levels=17", "model.binarize=none",
                   "model.network.hidden=8", "model.network.layers=2", "model.num_fixed=2"]),
 }
+
+
+def test_every_family_has_a_tiny_run():
+    assert sorted(FAMILIES) == families()
 
 
 def module_class(family: str) -> type:

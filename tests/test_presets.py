@@ -5,9 +5,13 @@ from __future__ import annotations
 import pytest
 from hydra.utils import get_object
 
-from tests.hydra_helpers import CONF, compose_train, preset_target, presets
+from tests.hydra_helpers import CONF, compose_train, families, preset_target, presets
 
-FAMILIES = ("gan", "colorization", "dcign", "deep_gmm", "pixelcnn")
+FAMILIES = families()
+
+
+def test_the_families_are_found_by_listing_lightning_modules():
+    assert FAMILIES == ["colorization", "dcign", "deep_gmm", "gan", "pixelcnn"]
 
 
 def test_every_model_preset_belongs_to_one_family_whose_smoke_test_lists_it():

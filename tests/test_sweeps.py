@@ -12,11 +12,11 @@ import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from tests.hydra_helpers import CONF, compose_train, presets, run_cli
+from tests.hydra_helpers import CONF, compose_train, families, presets, run_cli
 from utils.job_dirname import MAX_LENGTH, fixed_keys, job_dirname, register_resolver
 from utils.sweep_summary import JOB_RECORD, collect_rows, first_line, markdown_table, write_summary
 
-FAMILIES = ("gan", "colorization", "dcign", "deep_gmm", "pixelcnn")
+FAMILIES = families()
 EVERY_PRESET = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
 
 

@@ -19,7 +19,7 @@ from callbacks.protocols import (
     members,
     offers,
 )
-from tests.hydra_helpers import compose_train, presets
+from tests.hydra_helpers import compose_train, families, presets
 
 PROTOCOLS = (FixedNoise, LatentPrior, Embeddings, Samples, GeneratorSteps, Colorizer, Traversable,
              ScatteredFactors, ParameterCount)
@@ -31,6 +31,10 @@ FAMILIES = {
     "deep_gmm": (["data=patches"], {ParameterCount}),
     "pixelcnn": ([], {FixedNoise, Embeddings, Samples}),
 }
+
+
+def test_every_family_has_its_protocols_listed():
+    assert sorted(FAMILIES) == families()
 
 
 def test_a_protocol_lists_its_own_and_its_bases_members():
