@@ -7,20 +7,19 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-os.environ.setdefault("GENFORGE_ROOT", str(ROOT))
-if str(ROOT) not in sys.path:
+if str(ROOT) not in sys.path:  # `python benchmarks/<name>.py`: the script's folder is benchmarks/
     sys.path.insert(0, str(ROOT))
 
 from tests.hydra_helpers import compose_train
+from utils.bootstrap import bootstrap
+
+bootstrap()
 
 
 def compose(overrides: list[str], output_dir: Path):
     """The config ``python train.py <overrides>`` runs, writing into ``output_dir``, without the hydra node."""
     from omegaconf import open_dict
 
-    from utils.config import register_resolvers
-
-    register_resolvers()
     cfg = compose_train(overrides, output_dir)
     with open_dict(cfg):
         del cfg["hydra"]

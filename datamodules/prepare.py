@@ -9,22 +9,16 @@ the same ``data`` settings memory-maps those files without decoding an image.
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from pathlib import Path
-
-os.environ.setdefault("GENFORGE_ROOT", str(Path(__file__).resolve().parents[1]))
-if os.environ["GENFORGE_ROOT"] not in sys.path:
-    sys.path.insert(0, os.environ["GENFORGE_ROOT"])
 
 import hydra
 from omegaconf import DictConfig
 
-from utils.config import register_resolvers
+from utils.bootstrap import bootstrap
 from utils.errors import InputError, report_input_errors
 
-register_resolvers()
+bootstrap()
 
 
 def prepare(cfg: DictConfig) -> tuple[list, float]:

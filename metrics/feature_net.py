@@ -569,17 +569,12 @@ except ImportError:  # pragma: no cover
     hydra = None
 
 
-def _repo_root() -> str:
-    return str(Path(__file__).resolve().parents[1])
-
-
 if hydra is not None:
 
     @hydra.main(config_path="../conf", config_name="features", version_base="1.3")
     def main(cfg: DictConfig) -> float | None:
         """``python -m metrics.feature_net data=<dataset>``: train or load the feature net, print its
         validation accuracy and cache path; returns the accuracy (None for an auto-encoder)."""
-        os.environ.setdefault("GENFORGE_ROOT", _repo_root())
         datamodule = hydra.utils.instantiate(cfg.data)
         net = load_or_train_feature_net(
             datamodule, cfg.cache_dir, key=cfg.get("key"), epochs=cfg.epochs, seed=cfg.seed,
@@ -604,8 +599,7 @@ if hydra is not None:
 
 if __name__ == "__main__":
     # paths.* interpolate GENFORGE_ROOT, and Hydra resolves hydra.run.dir before main() runs
-    os.environ.setdefault("GENFORGE_ROOT", _repo_root())
-    from utils.config import register_resolvers
+    from utils.bootstrap import bootstrap
 
-    register_resolvers()
+    bootstrap()
     main()
