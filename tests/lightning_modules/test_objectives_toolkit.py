@@ -345,7 +345,7 @@ def test_wgan_gp_preset_trains_with_the_penalty_and_no_batch_norm_in_the_critic(
 
 @pytest.mark.slow
 def test_sngan_preset_trains_saves_loads_and_copies(tmp_path):
-    model, trainer = fit(["model=sngan", "model.ema_decay=0.999"], tmp_path, batches=2)
+    model, trainer = fit(["model=sngan", "model.ema_decay=0.999", "model.n_critic=1"], tmp_path, batches=2)
     metrics = trainer.callback_metrics
     assert model.generator_steps == 2 and finite_parameters(model)
     assert torch.isfinite(metrics["train/d_loss"]) and torch.isfinite(metrics["train/g_loss"])
@@ -431,7 +431,7 @@ def test_new_presets_compose_from_dcgan_and_differ_only_where_they_say(tmp_path)
     dcgan = model("dcgan")
     for preset, keys in {"wgan_gp": {"objective", "optimizer_g", "optimizer_d", "n_critic", "discriminator",
                                      "max_generator_steps"},
-                         "sngan": {"objective", "discriminator"}}.items():
+                         "sngan": {"objective", "discriminator", "n_critic", "optimizer_g", "optimizer_d"}}.items():
         other = model(preset)
         assert {k for k in dcgan.keys() | other.keys() if dcgan.get(k) != other.get(k)} == keys
         assert {k for k in dcgan["discriminator"] if dcgan["discriminator"][k] != other["discriminator"][k]} == (
@@ -444,6 +444,7 @@ def test_new_presets_compose_from_dcgan_and_differ_only_where_they_say(tmp_path)
     assert wgan_gp["discriminator"]["normalization"] == "none"
     assert sngan["objective"]["_target_"].endswith("HingeObjective") and sngan["max_generator_steps"] == 1240
     assert sngan["discriminator"]["spectral_norm"] is True and sngan["discriminator"]["normalization"] == "none"
+    assert sngan["n_critic"] == 5 and sngan["optimizer_g"] == {**dcgan["optimizer_g"], "betas": [0.0, 0.9]}
     # every objective takes r1_gamma, off by default; the command line turns it on, on any preset
     for path in sorted((CONF / "model" / "objective").glob("*.yaml")):
         assert OmegaConf.load(path)["r1_gamma"] == 0.0, path.name
