@@ -9,11 +9,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from lightning_modules.labels import LabelClasses
 from lightning_modules.objectives import AdversarialObjective
 from lightning_modules.two_player import TwoPlayerModule
 
 
-class AdversarialModule(TwoPlayerModule):
+class AdversarialModule(LabelClasses, TwoPlayerModule):
     """GAN family (Goodfellow et al. 2014, Algorithm 1): ``n_critic`` discriminator steps per generator step.
 
     Every batch takes one discriminator (critic) step on the real batch and a generated batch; after
@@ -281,9 +282,3 @@ class AdversarialModule(TwoPlayerModule):
 
     def test_step(self, batch, batch_idx: int) -> None:
         self._evaluation_step(batch, "test")
-
-    @property
-    def label_classes(self) -> int:
-        """Classes :meth:`generate` is conditioned on (``model.num_classes``), 0 when unconditional; the
-        sample grid's columns (:class:`callbacks.protocols.FixedNoise`)."""
-        return int(self.hparams.num_classes) if self.hparams.conditional else 0

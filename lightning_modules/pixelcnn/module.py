@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lightning_modules.labels import LabelClasses
 from lightning_modules.loading import LoadsFromCheckpoint
 from lightning_modules.optimization import ConfiguredModule
 from lightning_modules.pixelcnn.conditioning import ConditionMap
@@ -26,7 +27,7 @@ LIKELIHOODS = ("nll", "bits_per_dim")
 RECONSTRUCTION = "reconstruction_"
 
 
-class PixelCNNModule(LoadsFromCheckpoint, ConfiguredModule):
+class PixelCNNModule(LabelClasses, LoadsFromCheckpoint, ConfiguredModule):
     """Trains a PixelCNN (``model=pixelcnn``) or a Gated PixelCNN (``model=gated_pixelcnn``) by maximum
     likelihood: the loss is the negative log-likelihood of the quantized image, in nats per image, the sum
     over its ``D = C H W`` sub-pixels of ``-log p(x_d | x_<d [, h])``.
@@ -282,12 +283,6 @@ class PixelCNNModule(LoadsFromCheckpoint, ConfiguredModule):
         if hp.conditional and labels is None:
             labels = torch.randint(hp.num_classes, (num_samples,), generator=generator)
         return self.generate(z, None if labels is None else labels.to(self.device))
-
-    @property
-    def label_classes(self) -> int:
-        """Classes :meth:`generate` is conditioned on (``model.num_classes``), 0 when unconditional; the
-        sample grid's columns (:class:`callbacks.protocols.FixedNoise`)."""
-        return int(self.hparams.num_classes) if self.hparams.conditional else 0
 
 
 def check_monitor(monitor: str, prefix: str) -> str:
